@@ -1,0 +1,403 @@
+"""``python -m export RUN_DIR --format tflite|saved_model ...``: export a trained run.
+
+Loads ``RUN_DIR/config.json`` and ``RUN_DIR/model.keras`` (``safe_mode=True``, after
+``import seqlayers``), exports to ``RUN_DIR/export/`` (or ``--out``), measures parity against
+the Keras model and batch-1 latency, writes ``manifest.json`` beside the export and prints its
+summary. Exit status: 0 done; 2 bad usage / bad input (one line on stderr); 1 unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import os
+import shutil
+import sys
+import traceback
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from apps.common.cli import ArgumentParser, HelpFormatter, import_backend
+from apps.common.errors import UsageError
+from apps.common.progress import Progress
+
+FORMATS = ("tflite", "saved_model")
+QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
+
+
+def _seq_len(text: str) -> int | str:
+    if text in ("dynamic", "auto"):
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer, 'dynamic' or 'auto', got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m export",
+        description="Export a trained run's model.keras to TFLite (builtin ops only) or a "
+        "SavedModel, with manifest.json (shapes, signatures, tables, parity, latency, sha256).",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "run_dir", metavar="RUN_DIR", help="run dir holding config.json and model.keras"
+    )
+    parser.add_argument("--format", required=True, choices=FORMATS, help="export format")
+    parser.add_argument(
+        "--quantize", default="none", choices=QUANTIZE_CHOICES,
+        help="TFLite quantization: none (float32), float16 weights, dynamic (int8 weights, float "
+        "activations) or int8 (full integer, calibrated on real training inputs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seq-len", type=_seq_len, default="auto",
+        help="TFLite input length: N (fixed, unrolled graph, inputs post-padded with 0), "
+        "'dynamic' ((1, None) input, builtin WHILE loop) or 'auto' (dynamic, except int8 which "
+        "needs a fixed length: the app's max length)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="output .tflite file or SavedModel folder (default: RUN_DIR/export/<name>)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=1234, help="seed for sampled parity inputs")
+    parser.add_argument(
+        "--parity-examples", type=int, default=64, help="examples used to measure parity"
+    )
+    parser.add_argument("--latency-runs", type=int, default=20, help="timed batch-1 runs (tflite)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+# --------------------------------------------------------------------------- run dir
+def read_run_config(run_dir: Path) -> tuple[str | None, dict[str, Any]]:
+    """``(app, config)`` from ``run_dir/config.json`` (UsageError when missing / unreadable)."""
+    if not run_dir.is_dir():
+        raise UsageError(f"RUN_DIR: no such run dir: {run_dir}")
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise UsageError(f"RUN_DIR: {run_dir} is not a run dir (no config.json)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UsageError(f"RUN_DIR: {path} is not readable JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise UsageError(f"RUN_DIR: {path} is not a JSON object")
+    app = meta.get("app") if isinstance(meta.get("app"), str) else None
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    return app, config
+
+
+def load_run_model(run_dir: Path, modules: Sequence[str] = ()):
+    """``run_dir/model.keras`` loaded with ``safe_mode=True`` after ``import seqlayers`` (and
+    the app ``modules`` that register its own layers)."""
+    path = run_dir / "model.keras"
+    if not path.is_file():
+        raise UsageError(f"RUN_DIR: {run_dir} has no model.keras (train first)")
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"RUN_DIR: {path} is truncated or not a .keras file (not a zip archive)")
+    import keras
+
+    import seqlayers  # noqa: F401 - registers the custom layers
+
+    for module in modules:
+        importlib.import_module(module)
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - zip / h5 / config errors all mean "bad file"
+        first = " ".join(str(err).split())[:200] or type(err).__name__
+        raise UsageError(
+            f"RUN_DIR: {path} is truncated or not a loadable Keras model ({type(err).__name__}: {first})"
+        ) from None
+
+
+def synthetic_inputs(model, seq_len: int, count: int, seed: int) -> dict[str, Any]:
+    """Random model inputs (ids below the smallest Embedding's vocabulary; floats ~ N(0, 1))."""
+    import keras
+    import numpy as np
+
+    from export.tflite import input_names, iter_layers
+
+    rng = np.random.default_rng(seed)
+    vocab = [
+        layer.input_dim for layer in iter_layers(model) if isinstance(layer, keras.layers.Embedding)
+    ]
+    high = max(2, min(vocab)) if vocab else 2
+    inputs = {}
+    for tensor, name in zip(model.inputs, input_names(model)):
+        shape = [count] + [seq_len if d is None else d for d in tensor.shape[1:]]
+        if "int" in str(tensor.dtype):
+            inputs[name] = rng.integers(1, high, size=shape).astype(str(tensor.dtype))
+        else:
+            inputs[name] = rng.standard_normal(shape).astype(str(tensor.dtype))
+    return inputs
+
+
+def _take(inputs: Any, count: int) -> Any:
+    if isinstance(inputs, dict):
+        return {k: v[:count] for k, v in inputs.items()}
+    return inputs[:count]
+
+
+def _copy_tables(tables: list[dict[str, Any]], folder: Path) -> list[dict[str, Any]]:
+    from apps.common.rundir import atomic_output
+    from export.manifest import sha256_of
+
+    listed = []
+    for table in tables:
+        source = Path(table["path"])
+        if not source.is_file():
+            raise UsageError(f"RUN_DIR: {source} is missing (needed to feed the exported model)")
+        target = folder / source.name
+        if source.resolve() != target.resolve():
+            with atomic_output(target) as tmp:
+                shutil.copyfile(source, tmp)
+        listed.append(
+            {"file": target.name, "sha256": sha256_of(target), "role": table.get("role", "")}
+        )
+    return listed
+
+
+# ---------------------------------------------------------------------------- export
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Export as the parsed ``args`` ask; returns the manifest entry."""
+    run_dir = Path(args.run_dir)
+    app, config = read_run_config(run_dir)
+    if not (run_dir / "model.keras").is_file():
+        raise UsageError(f"RUN_DIR: {run_dir} has no model.keras (train first)")
+    if args.format == "saved_model" and args.quantize != "none":
+        raise UsageError(
+            f"--quantize {args.quantize} applies to --format tflite only (a SavedModel keeps float32)"
+        )
+    if args.format == "saved_model" and args.seq_len not in ("auto", "dynamic"):
+        raise UsageError(
+            "--seq-len N applies to --format tflite only (a SavedModel takes any length)"
+        )
+    if args.parity_examples < 1 or args.latency_runs < 1:
+        raise UsageError("--parity-examples and --latency-runs must be >= 1")
+
+    import_backend()
+    from export.app_hooks import get_app_hook
+
+    hook = get_app_hook(app)
+    # Usage checks that need no model first, so bad usage fails fast and quietly.
+    seq_len = _resolve_seq_len(args, config, hook) if args.format == "tflite" else None
+    if args.format == "tflite" and args.quantize == "int8" and hook.representative_inputs is None:
+        raise UsageError(
+            f"--quantize int8 needs real training inputs; app {app or '(none)'} registers no "
+            "representative_inputs hook in export.app_hooks"
+        )
+    with Progress("loading model", quiet=args.quiet):
+        model = load_run_model(run_dir, hook.modules)
+
+    from apps.common.rundir import atomic_output
+    from export import manifest as mf
+
+    source = {
+        "run_dir": str(run_dir.resolve()),
+        "app": app,
+        "model": "model.keras",
+        "model_sha256": mf.sha256_of(run_dir / "model.keras"),
+    }
+    if args.format == "tflite":
+        entry, folder = _export_tflite(args, run_dir, config, hook, model, source, seq_len)
+    else:
+        entry, folder = _export_saved_model(
+            args, run_dir, config, hook, model, source, atomic_output
+        )
+    mf.add_to_manifest(folder, entry)
+    return entry
+
+
+def _resolve_seq_len(args, config, hook) -> int | None:
+    if isinstance(args.seq_len, int):
+        return args.seq_len
+    if args.seq_len == "dynamic":
+        if args.quantize == "int8":
+            raise UsageError(
+                "--quantize int8 needs a fixed --seq-len N (int8 calibration of the dynamic-length "
+                "WHILE loop crashes the TFLite converter)"
+            )
+        return None
+    if args.quantize != "int8":
+        return None
+    length = hook.default_seq_len(config) if hook.default_seq_len else None
+    if not length:
+        raise UsageError("--quantize int8 needs --seq-len N (the app gives no default length)")
+    return int(length)
+
+
+def _real_inputs(hook, run_dir, config, kind: str):
+    fn = getattr(hook, kind)
+    if fn is None:
+        return None
+    try:
+        return fn(run_dir, config)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot read the run's {kind.replace('_', ' ')}: {err}") from None
+
+
+def _parity_inputs(args, hook, run_dir, config, model, seq_len, representative):
+    """Real held-out inputs (else the training ones, else synthetic), at most N examples."""
+    inputs = _real_inputs(hook, run_dir, config, "parity_inputs")
+    origin = "real held-out inputs"
+    if inputs is None:
+        inputs = representative
+        if inputs is None:
+            inputs = _real_inputs(hook, run_dir, config, "representative_inputs")
+        origin = "real training inputs"
+    if inputs is None:
+        origin = "synthetic inputs (the app registers no input hook)"
+        inputs = synthetic_inputs(model, seq_len or 16, args.parity_examples, args.seed)
+    return _take(inputs, args.parity_examples), origin
+
+
+def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
+    from apps.common.rundir import atomic_write_bytes
+    from export import manifest as mf
+    from export.parity import parity_report, tflite_latency_ms
+    from export.tflite import UnsupportedExportError, as_examples, convert_to_tflite, input_names
+
+    representative = None
+    if args.quantize == "int8":
+        representative = _real_inputs(hook, run_dir, config, "representative_inputs")
+    name = "model" + ("" if args.quantize == "none" else f"_{args.quantize}")
+    name += "" if seq_len is None else f"_T{seq_len}"
+    out = args.out or run_dir / "export" / f"{name}.tflite"
+    if out.suffix != ".tflite":
+        raise UsageError(f"--out: a TFLite export must end in .tflite, got {out}")
+    with (
+        Progress(f"converting to TFLite ({args.quantize})", quiet=args.quiet),
+        _native_stdout_to_stderr(),
+    ):
+        try:
+            result = convert_to_tflite(
+                model, seq_len=seq_len, quantization=args.quantize,
+                representative_inputs=representative,
+            )  # fmt: skip
+        except UnsupportedExportError as err:
+            raise UsageError(f"unsupported export: {err}") from None
+    atomic_write_bytes(out, result.content)
+
+    parity_inputs, origin = _parity_inputs(
+        args, hook, run_dir, config, model, seq_len, representative
+    )
+    with Progress("measuring parity", quiet=args.quiet):
+        parity = parity_report(model, result.content, parity_inputs)
+    parity["inputs"] = origin
+    example = as_examples(parity_inputs, input_names(model))[0]
+    latency = tflite_latency_ms(result.content, example, runs=args.latency_runs)
+    tables = _copy_tables(hook.tables(run_dir, config) if hook.tables else [], out.parent)
+    signatures = {
+        result.signature_key: {
+            "inputs": [i.as_dict() for i in result.inputs],
+            "outputs": [o.as_dict() for o in result.outputs],
+        }
+    }
+    notes = []
+    if seq_len is not None:
+        notes.append(f"inputs are exactly {seq_len} steps: post-pad with 0 / truncate")
+    else:
+        notes.append("resize the input to (1, length) before each run (the signature runner does)")
+    entry = mf.export_entry(
+        out, format="tflite", signatures=signatures, quantization=args.quantize,
+        seq_len=seq_len, batch_size=1, parity=parity,
+        latency_ms={"median": latency, "runs": args.latency_runs, "threads": 1,
+                    "machine": _machine()},
+        tables=tables, ops=list(result.ops), source=source, notes=notes,
+    )  # fmt: skip
+    return entry, out.parent
+
+
+def _export_saved_model(args, run_dir, config, hook, model, source, atomic_output):
+    from export import manifest as mf
+    from export.parity import saved_model_latency_ms, saved_model_parity_report
+    from export.savedmodel import export_saved_model
+    from export.tflite import as_examples, input_names
+
+    out = args.out or run_dir / "export" / "saved_model"
+    text_signature = None
+    if hook.text_signature is not None:
+        try:
+            text_signature = hook.text_signature(run_dir, config)
+        except (OSError, ValueError) as err:
+            raise UsageError(f"cannot build the text signature: {err}") from None
+    with Progress("writing SavedModel", quiet=args.quiet), atomic_output(out) as tmp:
+        signatures = export_saved_model(model, tmp, text_signature=text_signature)
+    parity_inputs, origin = _parity_inputs(args, hook, run_dir, config, model, None, None)
+    with Progress("measuring parity", quiet=args.quiet):
+        parity = saved_model_parity_report(model, out, parity_inputs)
+    parity["inputs"] = origin
+    example = as_examples(parity_inputs, input_names(model))[0]
+    latency = saved_model_latency_ms(out, example, runs=args.latency_runs)
+    tables = _copy_tables(hook.tables(run_dir, config) if hook.tables else [], out.parent)
+    entry = mf.export_entry(
+        out, format="saved_model", signatures=signatures, quantization="none",
+        seq_len=None, batch_size=None, parity=parity, tables=tables, source=source,
+        latency_ms={"median": latency, "runs": args.latency_runs, "threads": "tf default",
+                    "machine": _machine()},
+        notes=["load with tf.saved_model.load(path).signatures[...]; no rnnsuite code needed"],
+    )  # fmt: skip
+    return entry, out.parent
+
+
+@contextlib.contextmanager
+def _native_stdout_to_stderr():
+    """Send native (C++) writes to stdout to stderr: int8 calibration prints a status line
+    there, and stdout carries only the summary."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _machine() -> str:
+    import platform
+
+    return f"{platform.machine()} {platform.processor() or platform.system()}".strip()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        entry = run(args)
+    except UsageError as err:
+        sys.stdout.flush()
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except SystemExit as err:  # --help
+        return err.code if isinstance(err.code, int) else 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001
+        traceback.print_exc()
+        return 1
+    from export.manifest import summary_lines
+
+    print("\n".join(summary_lines(entry)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
