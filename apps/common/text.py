@@ -32,7 +32,6 @@ import functools
 import json
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -346,17 +345,10 @@ class WordTokenizer:
         Returns:
             The path written.
         """
+        from apps.common.rundir import atomic_write_json
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.get_config(), f, ensure_ascii=False, indent=0)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_json(path, self.get_config(), indent=0)
         return path
 
     @classmethod
