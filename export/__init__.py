@@ -8,6 +8,10 @@ reject bad usage before TensorFlow loads):
 - :mod:`export.parity` — ``parity``, ``parity_report``, ``tflite_latency_ms``;
 - :mod:`export.savedmodel` — ``export_saved_model`` with ``serving_default`` / ``serve_text``;
 - :mod:`export.manifest` — ``manifest.json`` entries, hashes, atomic writes;
-- :mod:`export.app_hooks` — per-app inputs, tables and text signatures;
+- :mod:`export.app_hooks` — ``AppHook`` (per-app inputs, tables, text signatures, one-step
+  generator models), found as ``apps.<app>.export_hook.HOOK``;
+- :mod:`export.steps` — one-step / encoder models to builtin-only TFLite with their loop layout;
+- :mod:`export.reference_loop` — NumPy + LiteRT generation over an exported step model (no
+  TensorFlow), the reference a phone app is checked against;
 - ``python -m export RUN_DIR --format tflite|saved_model ...`` — the command line.
 """

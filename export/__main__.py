@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib
 import json
 import os
+import re
 import shutil
 import sys
 import traceback
@@ -74,6 +76,16 @@ def build_parser() -> ArgumentParser:
         "--parity-examples", type=int, default=64, help="examples used to measure parity"
     )
     parser.add_argument("--latency-runs", type=int, default=20, help="timed batch-1 runs (tflite)")
+    parser.add_argument(
+        "--keep-tensor-names", action="store_true",
+        help="tflite: keep the internal tensor names (debugging; they can be a third of an "
+        "unrolled int8 file)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-step-models", action="store_true",
+        help="tflite: skip the app's one-step generator models (written by default, each as its "
+        "own .tflite beside the model, for none / float16 / dynamic quantization)",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -169,8 +181,9 @@ def _copy_tables(tables: list[dict[str, Any]], folder: Path) -> list[dict[str, A
 
 
 # ---------------------------------------------------------------------------- export
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Export as the parsed ``args`` ask; returns the manifest entry."""
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Export as the parsed ``args`` ask; returns the manifest entries written (the model's
+    first, then its step models')."""
     run_dir = Path(args.run_dir)
     app, config = read_run_config(run_dir)
     if not (run_dir / "model.keras").is_file():
@@ -209,14 +222,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": "model.keras",
         "model_sha256": mf.sha256_of(run_dir / "model.keras"),
     }
+    steps: list[dict[str, Any]] = []
     if args.format == "tflite":
-        entry, folder = _export_tflite(args, run_dir, config, hook, model, source, seq_len)
+        entry, folder, steps = _export_tflite(args, run_dir, config, hook, model, source, seq_len)
     else:
         entry, folder = _export_saved_model(
             args, run_dir, config, hook, model, source, atomic_output
         )
     mf.add_to_manifest(folder, entry)
-    return entry
+    return [entry, *steps]
 
 
 def _resolve_seq_len(args, config, hook) -> int | None:
@@ -237,14 +251,37 @@ def _resolve_seq_len(args, config, hook) -> int | None:
     return int(length)
 
 
-def _real_inputs(hook, run_dir, config, kind: str):
+def _real_inputs(hook, run_dir, config, kind: str, *model):
     fn = getattr(hook, kind)
     if fn is None:
         return None
     try:
-        return fn(run_dir, config)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"cannot read the run's {kind.replace('_', ' ')}: {err}") from None
+        return fn(run_dir, config, *model)
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(
+            f"cannot read the run's {kind.replace('_', ' ')}: {_one_line(err)}"
+        ) from None
+
+
+WRONG_APP = "does config.json name the app that trained this model.keras?"
+
+
+def _one_line(err: BaseException) -> str:
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    lines = [line for line in str(text).splitlines() if line.strip()]
+    return " ".join((lines[0] if lines else type(err).__name__).split())[:300]
+
+
+@contextlib.contextmanager
+def _inputs_must_fit(what: str, app: str | None):
+    """Inputs from the app hook that do not fit the model (another app's run) -> UsageError."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as err:
+        raise UsageError(
+            f"{what}: the inputs of app {app or '(none)'} do not fit this model ({WRONG_APP}): "
+            f"{type(err).__name__}: {_one_line(err)}"
+        ) from None
 
 
 def _parity_inputs(args, hook, run_dir, config, model, seq_len, representative):
@@ -283,21 +320,35 @@ def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
         try:
             result = convert_to_tflite(
                 model, seq_len=seq_len, quantization=args.quantize,
-                representative_inputs=representative,
+                representative_inputs=representative, strip_names=not args.keep_tensor_names,
             )  # fmt: skip
         except UnsupportedExportError as err:
             raise UsageError(f"unsupported export: {err}") from None
-    atomic_write_bytes(out, result.content)
 
     parity_inputs, origin = _parity_inputs(
         args, hook, run_dir, config, model, seq_len, representative
     )
-    with Progress("measuring parity", quiet=args.quiet):
+    with (
+        Progress("measuring parity", quiet=args.quiet),
+        _inputs_must_fit("parity", source["app"]),
+    ):
         parity = parity_report(model, result.content, parity_inputs)
+        example = as_examples(parity_inputs, input_names(model))[0]
     parity["inputs"] = origin
-    example = as_examples(parity_inputs, input_names(model))[0]
     latency = tflite_latency_ms(result.content, example, runs=args.latency_runs)
+    pending = []
+    if hook.step_models is not None and not args.no_step_models:
+        pending = _export_step_models(
+            args, run_dir, config, hook, model, source, out, parity_inputs
+        )
+    # Every check passed: only now write the files (a failed export leaves nothing behind).
+    atomic_write_bytes(out, result.content)
     tables = _copy_tables(hook.tables(run_dir, config) if hook.tables else [], out.parent)
+    steps = []
+    for target, content, fields in pending:
+        atomic_write_bytes(target, content)
+        steps.append(mf.export_entry(target, tables=tables, **fields))
+        mf.add_to_manifest(out.parent, steps[-1])
     signatures = {
         result.signature_key: {
             "inputs": [i.as_dict() for i in result.inputs],
@@ -305,6 +356,9 @@ def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
         }
     }
     notes = []
+    if hook.step_models is not None and args.quantize == "int8" and not args.no_step_models:
+        notes.append("step models are not exported with int8 (no calibration set of step "
+                     "inputs): export them with --quantize none, float16 or dynamic")  # fmt: skip
     if seq_len is not None:
         notes.append(f"inputs are exactly {seq_len} steps: post-pad with 0 / truncate")
     else:
@@ -315,8 +369,126 @@ def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
         latency_ms={"median": latency, "runs": args.latency_runs, "threads": 1,
                     "machine": _machine()},
         tables=tables, ops=list(result.ops), source=source, notes=notes,
+        extra={"step_models": [step["file"] for step in steps]} if steps else None,
     )  # fmt: skip
-    return entry, out.parent
+    return entry, out.parent, steps
+
+
+STEP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _step_inputs_by_model(inputs, layouts) -> dict[str, Any]:
+    """The hook's step parity inputs per step model name (see export.app_hooks)."""
+    if inputs is None:
+        return {}
+    names = [layout.name for layout in layouts]
+    if isinstance(inputs, dict) and inputs and set(inputs) <= set(names):
+        return dict(inputs)
+    loops = [layout.name for layout in layouts if layout.role == "loop"]
+    if len(loops) != 1:
+        raise TypeError(
+            f"step_parity_inputs must be a dict by step model name when {len(loops)} models "
+            f"loop ({loops}); got {type(inputs).__name__}"
+        )
+    return {loops[0]: inputs}
+
+
+def _projected_inputs(main_inputs, model, step_model, count: int):
+    """The main model's parity inputs restricted to a run-once model's input names, if all
+    of them are inputs of the main model too (e.g. an encoder's ``source_ids``)."""
+    from export.tflite import as_examples, input_names
+
+    wanted, available = input_names(step_model), input_names(model)
+    if main_inputs is None or not set(wanted) <= set(available):
+        return None
+    examples = as_examples(_take(main_inputs, count), available)
+    return [{n: example[n] for n in wanted} for example in examples]
+
+
+def _export_step_models(args, run_dir, config, hook, model, source, out, main_inputs):
+    """Convert each of the app's step models and measure its parity and latency.
+
+    Returns:
+        ``[(target path, .tflite bytes, manifest entry fields)]``, written by the caller.
+    """
+    from export.parity import tflite_latency_ms
+    from export.steps import (
+        RUN_ONCE,
+        as_step_model,
+        export_step_model,
+        link_layouts,
+        step_examples,
+        step_parity_report,
+    )
+    from export.tflite import UnsupportedExportError
+
+    app = source["app"]
+    if args.quantize == "int8":
+        return []  # no calibration set of step inputs (noted in the model's manifest entry)
+    try:
+        built = hook.step_models(run_dir, config, model)
+    except (ValueError, KeyError, AttributeError, IndexError) as err:
+        raise UsageError(
+            f"app {app}: cannot build its step models from this model.keras ({WRONG_APP}): "
+            f"{type(err).__name__}: {_one_line(err)}"
+        ) from None
+    suffix = "" if args.quantize == "none" else f"_{args.quantize}"
+    steps = {}
+    for name, value in dict(built).items():
+        if not STEP_NAME.fullmatch(str(name)) or f"{name}{suffix}.tflite" == out.name:
+            raise ValueError(f"app {app}: bad step model name {name!r}")
+        steps[name] = as_step_model(value)
+    exported = {}
+    for name, step in steps.items():
+        with (
+            Progress(f"converting step model {name} to TFLite ({args.quantize})", quiet=args.quiet),
+            _native_stdout_to_stderr(),
+        ):
+            try:
+                exported[name] = export_step_model(
+                    step, name, quantization=args.quantize, strip_names=not args.keep_tensor_names
+                )
+            except UnsupportedExportError as err:
+                raise UsageError(f"unsupported export of step model {name}: {err}") from None
+    files = {name: f"{name}{suffix}.tflite" for name in exported}
+    layouts = {layout.name: layout for layout in link_layouts(
+        [e.layout for e in exported.values()], files)}  # fmt: skip
+    given = _step_inputs_by_model(
+        _real_inputs(hook, run_dir, config, "step_parity_inputs", model), list(layouts.values())
+    )
+    pending = []
+    for name, result in exported.items():
+        step_model = result.step.model
+        inputs, origin = given.get(name), "real inputs (app step_parity_inputs)"
+        if inputs is None and layouts[name].role == RUN_ONCE:
+            inputs = _projected_inputs(main_inputs, model, step_model, args.parity_examples)
+            origin = "the real parity inputs of the model, restricted to this model's inputs"
+        if inputs is None:
+            inputs = synthetic_inputs(step_model, 8, args.parity_examples, args.seed)
+            origin = "synthetic inputs (the app gives no step_parity_inputs)"
+        result = dataclasses.replace(result, layout=layouts[name])
+        with (
+            Progress(f"measuring parity of step model {name}", quiet=args.quiet),
+            _inputs_must_fit(f"parity of step model {name}", app),
+        ):
+            examples = step_examples(_take(inputs, args.parity_examples), step_model)
+            parity = step_parity_report(result, examples)
+        parity["inputs"] = origin
+        latency = tflite_latency_ms(result.result.content, examples[0], runs=args.latency_runs)
+        fields = {
+            "format": "tflite",
+            "signatures": {result.result.signature_key: {
+                "inputs": [i.as_dict() for i in result.result.inputs],
+                "outputs": [o.as_dict() for o in result.result.outputs],
+            }},
+            "quantization": args.quantize, "seq_len": 1, "batch_size": 1, "parity": parity,
+            "latency_ms": {"median": latency, "runs": args.latency_runs, "threads": 1,
+                           "machine": _machine()},
+            "ops": list(result.result.ops), "source": source,
+            "notes": list(result.step.notes), "extra": {"step": result.layout.as_dict()},
+        }  # fmt: skip
+        pending.append((out.parent / files[name], result.result.content, fields))
+    return pending
 
 
 def _export_saved_model(args, run_dir, config, hook, model, source, atomic_output):
@@ -332,13 +504,17 @@ def _export_saved_model(args, run_dir, config, hook, model, source, atomic_outpu
             text_signature = hook.text_signature(run_dir, config)
         except (OSError, ValueError) as err:
             raise UsageError(f"cannot build the text signature: {err}") from None
-    with Progress("writing SavedModel", quiet=args.quiet), atomic_output(out) as tmp:
-        signatures = export_saved_model(model, tmp, text_signature=text_signature)
     parity_inputs, origin = _parity_inputs(args, hook, run_dir, config, model, None, None)
-    with Progress("measuring parity", quiet=args.quiet):
-        parity = saved_model_parity_report(model, out, parity_inputs)
+    with atomic_output(out) as tmp:  # kept only when parity could be measured
+        with Progress("writing SavedModel", quiet=args.quiet):
+            signatures = export_saved_model(model, tmp, text_signature=text_signature)
+        with (
+            Progress("measuring parity", quiet=args.quiet),
+            _inputs_must_fit("parity", source["app"]),
+        ):
+            parity = saved_model_parity_report(model, tmp, parity_inputs)
+            example = as_examples(parity_inputs, input_names(model))[0]
     parity["inputs"] = origin
-    example = as_examples(parity_inputs, input_names(model))[0]
     latency = saved_model_latency_ms(out, example, runs=args.latency_runs)
     tables = _copy_tables(hook.tables(run_dir, config) if hook.tables else [], out.parent)
     entry = mf.export_entry(
@@ -380,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        entry = run(args)
+        entries = run(args)
     except UsageError as err:
         sys.stdout.flush()
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
@@ -395,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     from export.manifest import summary_lines
 
-    print("\n".join(summary_lines(entry)))
+    print("\n".join(line for entry in entries for line in summary_lines(entry)))
     return 0
 
 

@@ -15,10 +15,24 @@ export's file or folder name (a second export into the same folder adds its entr
           "parity": {"max_abs_diff": …, "argmax_agreement": …, "examples": 64, "inputs": "…"},
           "latency_ms": {"median": …, "runs": 20, "threads": 1, "machine": "…"},
           "source": {"run_dir": "…", "model": "model.keras", "model_sha256": "…", "app": "…"},
-          "created": "2025-…", "versions": {"tensorflow": "…", "keras": "…", "ai_edge_litert": "…"}
+          "created": "2025-…", "versions": {"tensorflow": "…", "keras": "…", "ai_edge_litert": "…"},
+          "step_models": ["step.tflite"]
+        },
+        "step.tflite": {
+          "format": "tflite", "file": "step.tflite", "seq_len": 1, …,
+          "step": {"name": "step", "role": "loop", "inputs": ["token", "state_0"],
+                   "outputs": ["logits", "new_state_0"], "token_input": "token",
+                   "logits_output": "logits",
+                   "states": [{"input": "state_0", "output": "new_state_0", "shape": [1, 64],
+                               "dtype": "float32", "initial": "zeros"}],
+                   "constants": [], "extra_outputs": [], "how": "…"}
         }
       }
     }
+
+A generator's one-step models (see :mod:`export.steps`) have their own entries with a
+``"step"`` section telling a phone app how to loop them; the model they come from lists them
+under ``"step_models"``.
 
 Every file is written atomically (temporary name, then rename).
 """
@@ -88,6 +102,7 @@ def export_entry(
     ops: list[str] | None = None,
     source: Mapping[str, Any] | None = None,
     notes: list[str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest entry of one exported file or folder (hash and size are measured here).
 
@@ -104,6 +119,8 @@ def export_entry(
         ops: the TFLite op names.
         source: run dir, model file and its hash, app.
         notes: free-text remarks (e.g. how to pad inputs).
+        extra: more keys for the entry (a step model's ``"step"`` layout, the main model's
+            ``"step_models"`` list).
     """
     artifact = Path(artifact)
     main = signatures.get("serving_default") or next(iter(signatures.values()), {})
@@ -129,6 +146,7 @@ def export_entry(
         entry["ops"] = list(ops)
     if notes:
         entry["notes"] = list(notes)
+    entry.update(extra or {})
     return entry
 
 
@@ -196,6 +214,16 @@ def summary_lines(entry: Mapping[str, Any]) -> list[str]:
         lines.append(
             f"  latency (batch 1, threads: {latency['threads']}): {latency['median']:.2f} ms median"
         )
+    step = entry.get("step")
+    if step and step.get("role") == "loop":
+        states = ", ".join(f"{x['input']}{x['shape']}<-{x['output']}" for x in step["states"])
+        constants = ", ".join(c["input"] for c in step["constants"]) or "none"
+        lines.append(
+            f"  step model {step['name']!r}: {step['token_input']} -> {step['logits_output']}; "
+            f"states {states}; constants {constants}"
+        )
+    elif step:
+        lines.append(f"  run-once model {step['name']!r} (its outputs feed the step model)")
     for table in entry.get("tables") or []:
         lines.append(f"  needs {table['file']}: {table.get('role', '')}")
     return lines

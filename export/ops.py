@@ -145,8 +145,11 @@ def op_records(model: ModelSource) -> list[OpRecord]:
                 name = _BUILTIN_NAMES.get(builtin_code, f"BUILTIN_{builtin_code}")
                 builtin = True
             outputs = [op.Outputs(i) for i in range(op.OutputsLength())]
+            # Names may have been stripped (export.tflite.strip_tensor_names): then "".
             tensor_names = tuple(
-                subgraph.Tensors(t).Name().decode("utf-8", "replace") for t in outputs if t >= 0
+                (subgraph.Tensors(t).Name() or b"").decode("utf-8", "replace")
+                for t in outputs
+                if t >= 0
             )
             records.append(OpRecord(name, builtin, sg_index, op_index, tensor_names))
     return records

@@ -117,13 +117,15 @@ def _batched_outputs(call, names_in, names_out, fed: list[dict[str, np.ndarray]]
     return [by_index[i] for i in range(len(fed))]
 
 
-def _keras_outputs(keras_model: keras.Model, fed: list[dict[str, np.ndarray]]) -> list[dict]:
+def _keras_outputs(
+    keras_model: keras.Model, fed: list[dict[str, np.ndarray]], names_out: Sequence[str]
+) -> list[dict]:
     def call(batch):
         out = keras_model(batch[0] if len(batch) == 1 else batch, training=False)
         out = out if isinstance(out, (list, tuple)) else [out]
         return [keras.ops.convert_to_numpy(o) for o in out]
 
-    return _batched_outputs(call, input_names(keras_model), output_names(keras_model), fed)
+    return _batched_outputs(call, input_names(keras_model), names_out, fed)
 
 
 def _compare(got: list[dict], want: list[dict], first: str) -> dict[str, float | int]:
@@ -147,6 +149,8 @@ def parity_report(
     tflite: ModelSource,
     inputs: Any,
     signature_key: str = SIGNATURE_KEY,
+    *,
+    names_out: Sequence[str] | None = None,
 ) -> dict[str, float | int]:
     """Compare TFLite outputs with Keras outputs on the same (padded) inputs.
 
@@ -155,6 +159,8 @@ def parity_report(
         tflite: path or bytes of the exported model.
         inputs: real inputs, in any form :func:`export.tflite.as_examples` accepts.
         signature_key: the TFLite signature to run.
+        names_out: the signature names of the model's outputs, in model output order, when
+            the export named them (default :func:`export.tflite.output_names`).
 
     Returns:
         ``{"max_abs_diff", "mean_abs_diff", "argmax_agreement", "examples"}``; the argmax
@@ -164,8 +170,9 @@ def parity_report(
     fed, got = run_tflite(tflite, inputs, input_names(keras_model), signature_key)
     if not fed:
         raise ValueError("parity needs at least one input example")
-    want = _keras_outputs(keras_model, fed)
-    return _compare(got, want, output_names(keras_model)[0])
+    names_out = list(names_out) if names_out is not None else output_names(keras_model)
+    want = _keras_outputs(keras_model, fed, names_out)
+    return _compare(got, want, names_out[0])
 
 
 def saved_model_parity_report(
@@ -193,7 +200,7 @@ def saved_model_parity_report(
         return [out[n].numpy() for n in names_out]
 
     got = _batched_outputs(call, names_in, names_out, fed)
-    want = _keras_outputs(keras_model, fed)
+    want = _keras_outputs(keras_model, fed, names_out)
     return _compare(got, want, names_out[0])
 
 

@@ -88,9 +88,18 @@ def default_seq_len(config: Config) -> int | None:
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
+def step_models(run_dir: Path, config: Config, model: Any) -> dict[str, Any]:
+    """The one-step model a phone loops over: ``token, states... -> logits, states...``."""
+    from apps.charlm.model import build_step_model
+
+    return {"step": build_step_model(model)}
+
+
 HOOK = AppHook(
     representative_inputs=representative_inputs,
     parity_inputs=parity_inputs,
     tables=tables,
     default_seq_len=default_seq_len,
+    step_models=step_models,
+    step_parity_inputs=step_parity_inputs,
 )

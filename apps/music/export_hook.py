@@ -106,10 +106,17 @@ def step_parity_inputs(
     return examples
 
 
+def step_models(run_dir: Path, config: Mapping[str, Any], model: Any) -> dict[str, Any]:
+    """The one-step model a phone loops over: ``frame | token, states... -> logits, states...``."""
+    return {"step": step_model(model)}
+
+
 HOOK = AppHook(
     representative_inputs=representative_inputs,
     parity_inputs=parity_inputs,
     tables=tables,
     default_seq_len=default_seq_len,
     modules=("apps.music.model",),
+    step_models=step_models,
+    step_parity_inputs=step_parity_inputs,
 )
