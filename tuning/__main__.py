@@ -1,0 +1,6 @@
+"""``python -m tuning [COMMAND] ...`` — see ``--help``."""
+
+from tuning.verbs import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
