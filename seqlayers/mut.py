@@ -18,7 +18,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from seqlayers.projected import ProjectedRNN, ProjectedRNNCell
+from seqlayers.projected import ProjectedRNN, ProjectedRNNCell, sequence_outer
 
 
 class MUTCellBase(ProjectedRNNCell):
@@ -54,6 +54,31 @@ class MUTCellBase(ProjectedRNNCell):
     def interpolate(candidate: Any, z: Any, h_tm1: Any) -> Any:
         """``candidate ⊙ z + h_{t-1} ⊙ (1 − z)``."""
         return candidate * z + h_tm1 * (1.0 - z)
+
+    # --- hand-written backward pass (see seqlayers.projected.fused_recurrence) -------------
+    fused_saved = 3  # z, r and the candidate of every step
+
+    def step_projected(
+        self, projected_t: Any, h_tm1: Any, recurrent_weights: tuple, recurrent_mask: Any = None
+    ) -> Any:
+        return self.step_saved(projected_t, h_tm1, recurrent_weights, recurrent_mask)[0]
+
+    @staticmethod
+    def candidate_backward(saved: tuple, h_tm1: Any, h_in: Any, W_hh_T: Any, dh_t: Any) -> tuple:
+        """Backward of ``h_t = tanh(W_hh (r ⊙ h_in) + x_h) ⊙ z + h_{t-1} ⊙ (1 − z)``.
+
+        Returns ``(d z_pre, d r, d c_pre, d h_in through r ⊙ h_in, d h_{t-1} direct)``, with
+        ``z_pre`` / ``c_pre`` the arguments of ``σ`` / ``tanh``.
+        """
+        z, r, c = saved
+        d_c_pre = dh_t * z * (1.0 - c * c)
+        d_z_pre = dh_t * (c - h_tm1) * z * (1.0 - z)
+        d_rh = ops.matmul(d_c_pre, W_hh_T)
+        return d_z_pre, d_rh * h_in, d_c_pre, d_rh * r, dh_t * (1.0 - z)
+
+    @staticmethod
+    def masked(value: Any, recurrent_mask: Any) -> Any:
+        return value if recurrent_mask is None else value * recurrent_mask
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -117,16 +142,50 @@ class MUT1Cell(MUTCellBase):
     def recurrent_weights(self) -> tuple:
         return (self.W_hr, self.W_hh)
 
-    def step_projected(
+    def step_saved(
         self, projected_t: Any, h_tm1: Any, recurrent_weights: tuple, recurrent_mask: Any = None
-    ) -> Any:
+    ) -> tuple:
         W_hr, W_hh = recurrent_weights
         x_z, x_r, x_h = self.split_gates(projected_t)
         h_in = h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
         z = ops.sigmoid(x_z)
         r = ops.sigmoid(x_r + ops.matmul(h_in, W_hr))
         candidate = ops.tanh(ops.matmul(r * h_in, W_hh) + x_h)
-        return self.interpolate(candidate, z, h_tm1)
+        return self.interpolate(candidate, z, h_tm1), (z, r, candidate)
+
+    def step_backward(
+        self,
+        projected_t: Any,
+        h_tm1: Any,
+        h_t: Any,
+        saved: tuple,
+        transposed_weights: tuple,
+        recurrent_mask: Any,
+        dh_t: Any,
+    ) -> tuple:
+        W_hr_T, W_hh_T = transposed_weights
+        h_in = self.masked(h_tm1, recurrent_mask)
+        d_z_pre, d_r, d_c_pre, d_h_in, d_h = self.candidate_backward(
+            saved, h_tm1, h_in, W_hh_T, dh_t
+        )
+        r = saved[1]
+        d_r_pre = d_r * r * (1.0 - r)  # σ' = r (1 − r)
+        d_h_in = d_h_in + ops.matmul(d_r_pre, W_hr_T)  # through W_hr h_{t-1}
+        d_projected = ops.concatenate([d_z_pre, d_r_pre, d_c_pre], axis=-1)
+        return d_projected, d_h + self.masked(d_h_in, recurrent_mask)
+
+    def weight_gradients(
+        self,
+        h_prev: Any,
+        saved: tuple,
+        d_projected: Any,
+        recurrent_weights: tuple,
+        recurrent_mask: Any,
+    ) -> tuple:
+        _, d_r_pre, d_c_pre = self.split_gates(d_projected)
+        h_in = self.masked(h_prev, recurrent_mask)
+        # dW_hr = Σ_t h_in^T d r_pre_t;  dW_hh = Σ_t (r ⊙ h_in)^T d c_pre_t
+        return sequence_outer(h_in, d_r_pre), sequence_outer(saved[1] * h_in, d_c_pre)
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -192,9 +251,9 @@ class MUT2Cell(MUTCellBase):
     def recurrent_weights(self) -> tuple:
         return (ops.concatenate([self.W_hz, self.W_hr], axis=1), self.W_hh)
 
-    def step_projected(
+    def step_saved(
         self, projected_t: Any, h_tm1: Any, recurrent_weights: tuple, recurrent_mask: Any = None
-    ) -> Any:
+    ) -> tuple:
         W_hzr, W_hh = recurrent_weights
         x_z, x_r, x_h = self.split_gates(projected_t)
         h_in = h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
@@ -202,7 +261,43 @@ class MUT2Cell(MUTCellBase):
         z = ops.sigmoid(x_z + h_z)
         r = ops.sigmoid(x_r + h_r)
         candidate = ops.tanh(ops.matmul(r * h_in, W_hh) + x_h)
-        return self.interpolate(candidate, z, h_tm1)
+        return self.interpolate(candidate, z, h_tm1), (z, r, candidate)
+
+    def step_backward(
+        self,
+        projected_t: Any,
+        h_tm1: Any,
+        h_t: Any,
+        saved: tuple,
+        transposed_weights: tuple,
+        recurrent_mask: Any,
+        dh_t: Any,
+    ) -> tuple:
+        W_hzr_T, W_hh_T = transposed_weights
+        h_in = self.masked(h_tm1, recurrent_mask)
+        d_z_pre, d_r, d_c_pre, d_h_in, d_h = self.candidate_backward(
+            saved, h_tm1, h_in, W_hh_T, dh_t
+        )
+        r = saved[1]
+        d_zr_pre = ops.concatenate([d_z_pre, d_r * r * (1.0 - r)], axis=-1)
+        d_h_in = d_h_in + ops.matmul(d_zr_pre, W_hzr_T)
+        d_projected = ops.concatenate([d_zr_pre, d_c_pre], axis=-1)
+        return d_projected, d_h + self.masked(d_h_in, recurrent_mask)
+
+    def weight_gradients(
+        self,
+        h_prev: Any,
+        saved: tuple,
+        d_projected: Any,
+        recurrent_weights: tuple,
+        recurrent_mask: Any,
+    ) -> tuple:
+        units = self.units
+        h_in = self.masked(h_prev, recurrent_mask)
+        return (
+            sequence_outer(h_in, d_projected[..., : 2 * units]),
+            sequence_outer(saved[1] * h_in, d_projected[..., 2 * units :]),
+        )
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -262,9 +357,9 @@ class MUT3Cell(MUTCellBase):
     def recurrent_weights(self) -> tuple:
         return (self.W_hz, self.W_hr, self.W_hh)
 
-    def step_projected(
+    def step_saved(
         self, projected_t: Any, h_tm1: Any, recurrent_weights: tuple, recurrent_mask: Any = None
-    ) -> Any:
+    ) -> tuple:
         W_hz, W_hr, W_hh = recurrent_weights
         x_z, x_r, x_h = self.split_gates(projected_t)
         h_in = h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
@@ -274,7 +369,47 @@ class MUT3Cell(MUTCellBase):
         z = ops.sigmoid(x_z + ops.matmul(tanh_h, W_hz))
         r = ops.sigmoid(x_r + ops.matmul(h_in, W_hr))
         candidate = ops.tanh(ops.matmul(r * h_in, W_hh) + x_h)
-        return self.interpolate(candidate, z, h_tm1)
+        return self.interpolate(candidate, z, h_tm1), (z, r, candidate)
+
+    def step_backward(
+        self,
+        projected_t: Any,
+        h_tm1: Any,
+        h_t: Any,
+        saved: tuple,
+        transposed_weights: tuple,
+        recurrent_mask: Any,
+        dh_t: Any,
+    ) -> tuple:
+        W_hz_T, W_hr_T, W_hh_T = transposed_weights
+        h_in = self.masked(h_tm1, recurrent_mask)
+        d_z_pre, d_r, d_c_pre, d_h_in, d_h = self.candidate_backward(
+            saved, h_tm1, h_in, W_hh_T, dh_t
+        )
+        r = saved[1]
+        d_r_pre = d_r * r * (1.0 - r)
+        d_h_in = d_h_in + ops.matmul(d_r_pre, W_hr_T)
+        tanh_h = ops.tanh(h_tm1)
+        d_tanh_h = self.masked(ops.matmul(d_z_pre, W_hz_T), recurrent_mask)
+        d_h = d_h + self.masked(d_h_in, recurrent_mask) + d_tanh_h * (1.0 - tanh_h * tanh_h)
+        return ops.concatenate([d_z_pre, d_r_pre, d_c_pre], axis=-1), d_h
+
+    def weight_gradients(
+        self,
+        h_prev: Any,
+        saved: tuple,
+        d_projected: Any,
+        recurrent_weights: tuple,
+        recurrent_mask: Any,
+    ) -> tuple:
+        d_z_pre, d_r_pre, d_c_pre = self.split_gates(d_projected)
+        h_in = self.masked(h_prev, recurrent_mask)
+        tanh_h = self.masked(ops.tanh(h_prev), recurrent_mask)
+        return (
+            sequence_outer(tanh_h, d_z_pre),
+            sequence_outer(h_in, d_r_pre),
+            sequence_outer(saved[1] * h_in, d_c_pre),
+        )
 
 
 class MUTLayerBase(ProjectedRNN):

@@ -16,6 +16,14 @@ cuDNN; this module does it in pure ``keras.ops`` for our cells:
   ``zero_output_for_mask`` and XLA compilation therefore behave exactly as in
   ``keras.layers.RNN``, and outputs equal ``keras.layers.RNN(cell)`` for the same weights.
 
+Training (``training=True``, no mask, not unrolled, TensorFlow or JAX backend): cells that also
+write their backward pass (``step_saved`` / ``step_backward`` / ``weight_gradients``; the vanilla
+and MUT cells do) run under ``fused_recurrence``, a custom gradient whose reverse loop only
+carries the state gradient: the recurrent weight gradients, which autodiff of the loop would
+compute as one small product per step, come out as one ``(units, T*B) @ (T*B, ...)`` product
+after it. Forward values are the same ops as the step; gradients agree with autodiff up to
+floating-point rounding.
+
 Dropout: the cell's ``dropout`` / ``recurrent_dropout`` masks are drawn once per sequence inside
 ``ProjectedRNN`` (the same mask at every step, like keras' ``GRU``). Inside a plain
 ``keras.layers.RNN`` the cell draws fresh masks at every step, because keras only shares masks
@@ -172,6 +180,53 @@ class ProjectedRNNCell(keras.layers.Layer):
     ) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement step_projected().")
 
+    # --- optional hand-written backward pass (see ``fused_recurrence``) --------------------
+    #: How many ``(batch, units)`` tensors ``step_saved`` keeps per step for the backward pass,
+    #: or ``None`` when the cell has no hand-written backward pass.
+    fused_saved: int | None = None
+
+    def supports_fused_backward(self) -> bool:
+        """Whether ``step_saved``, ``step_backward`` and ``weight_gradients`` are available."""
+        return self.fused_saved is not None
+
+    def step_saved(
+        self, projected_t: Any, h_tm1: Any, recurrent_weights: tuple, recurrent_mask: Any = None
+    ) -> tuple:
+        """``(h_t, saved)``: one step and the ``fused_saved`` values its backward pass reads."""
+        return self.step_projected(projected_t, h_tm1, recurrent_weights, recurrent_mask), ()
+
+    def step_backward(
+        self,
+        projected_t: Any,
+        h_tm1: Any,
+        h_t: Any,
+        saved: tuple,
+        transposed_weights: tuple,
+        recurrent_mask: Any,
+        dh_t: Any,
+    ) -> tuple:
+        """``(d projected_t, d h_{t-1})`` from ``d h_t``, the total gradient reaching ``h_t``.
+
+        ``transposed_weights`` are ``recurrent_weights()`` transposed (read once per sequence).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no hand-written backward pass.")
+
+    def weight_gradients(
+        self,
+        h_prev: Any,
+        saved: tuple,
+        d_projected: Any,
+        recurrent_weights: tuple,
+        recurrent_mask: Any,
+    ) -> tuple:
+        """Gradients of ``recurrent_weights`` over a whole time-major sequence.
+
+        ``h_prev`` ``(T, B, units)`` holds ``h_{t-1}`` of every step, ``saved`` the stacked
+        ``step_saved`` values, ``d_projected`` ``(T, B, P)`` the gradients of the projected
+        inputs. Each gradient is one ``sequence_outer`` product.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no hand-written backward pass.")
+
     def dropout_masks(self, step_inputs: Any, h: Any, training: bool = False) -> tuple:
         """Draws ``(input_mask, recurrent_mask)`` for one step; ``None`` where unused."""
         input_mask = recurrent_mask = None
@@ -219,6 +274,70 @@ class ProjectedRNNCell(keras.layers.Layer):
             "seed": self.seed,
         }
         return {**super().get_config(), **config}
+
+
+def sequence_outer(a: Any, g: Any) -> Any:
+    """``sum_t a_t^T g_t`` for time-major ``(T, B, m)`` and ``(T, B, n)``: one product."""
+    a2 = ops.reshape(a, (-1, a.shape[-1]))
+    g2 = ops.reshape(g, (-1, g.shape[-1]))
+    return ops.matmul(ops.transpose(a2), g2)
+
+
+def fused_recurrence(
+    cell: ProjectedRNNCell, sequence: Any, h0: Any, weights: tuple, recurrent_mask: Any = None
+) -> Any:
+    """All states ``(T, B, units)`` of ``cell`` over a time-major projected ``sequence``.
+
+    Forward: ``step_saved`` at every step (one scan). Backward (a custom gradient): a reverse
+    scan of ``step_backward`` carrying only ``d h``, then ``weight_gradients`` on the whole
+    sequence, so the weight gradients are a few large products instead of one small product
+    per step. ``recurrent_mask`` (recurrent dropout) is a constant.
+    """
+    n = len(weights)
+    saved_count = cell.fused_saved
+
+    @ops.custom_gradient
+    def run(sequence, h0, *rest):
+        weights, mask = rest[:n], (rest[n] if len(rest) > n else None)
+
+        def forward_step(carry, p_t):
+            h_t, saved = cell.step_saved(p_t, carry[0], weights, mask)
+            out = (h_t, *saved)
+            return out, out
+
+        init = (h0,) + tuple(ops.zeros_like(h0) for _ in range(saved_count))
+        _, ys = ops.scan(forward_step, init, sequence)
+        states, saved = ys[0], tuple(ys[1:])
+
+        def grad(*args, upstream=None):
+            d_states = args[0] if upstream is None else upstream
+            h_prev = ops.concatenate([ops.expand_dims(h0, 0), states[:-1]], axis=0)
+            transposed = tuple(ops.transpose(w) for w in weights)
+
+            def backward_step(carry, t):
+                saved_t = tuple(s[t] for s in saved)
+                d_h_t = d_states[t] + carry[0]
+                d_p, d_h_tm1 = cell.step_backward(
+                    sequence[t], h_prev[t], states[t], saved_t, transposed, mask, d_h_t
+                )
+                return (d_h_tm1, d_p), (d_h_tm1, d_p)
+
+            # Scans over the step index (one scanned tensor: keras' TensorFlow scan cannot
+            # check several scanned tensors of unknown length) and reads the step's rows.
+            init = (ops.zeros_like(h0), ops.zeros_like(sequence[0]))
+            steps = ops.arange(ops.shape(sequence)[0])
+            carry, ys = ops.scan(backward_step, init, steps, reverse=True)
+            d_sequence, d_h0 = ys[1], carry[0]
+            d_weights = cell.weight_gradients(h_prev, saved, d_sequence, weights, mask)
+            grads = (d_sequence, d_h0, *d_weights)
+            return grads + ((ops.zeros_like(mask),) if mask is not None else ())
+
+        return states, grad
+
+    # Plain tensors (a variable read inside a custom gradient would need its own gradient path).
+    weights = tuple(ops.copy(w) for w in weights)
+    args = (sequence, h0, *weights) + ((recurrent_mask,) if recurrent_mask is not None else ())
+    return run(*args)
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -305,6 +424,16 @@ class ProjectedRNN(keras.layers.RNN):
     def recurrent_dropout(self) -> float:
         return self.cell.recurrent_dropout
 
+    def uses_fused_backward(self, mask: Any, training: Any) -> bool:
+        """Whether a call runs ``fused_recurrence`` (training, no mask, not unrolled, TF/JAX)."""
+        return (
+            training is True
+            and mask is None
+            and not self.unroll
+            and self.cell.supports_fused_backward()
+            and keras.backend.backend() in ("tensorflow", "jax")
+        )
+
     def inner_loop(self, sequences: Any, initial_state: Any, mask: Any, training: bool = False):
         cell = self.cell
         h0 = initial_state[0] if isinstance(initial_state, (list, tuple)) else initial_state
@@ -312,12 +441,20 @@ class ProjectedRNN(keras.layers.RNN):
         input_mask, recurrent_mask = cell.dropout_masks(sequences[:, 0, :], h0, training)
         if input_mask is not None:
             sequences = sequences * ops.expand_dims(input_mask, 1)
-        # Input terms of every step in one product: (B, T, D) -> (B, T, P).
-        projected = cell.project_inputs(sequences)
-        # Recurrent weights read and fused once, outside the loop; keras' own loop (masks,
-        # go_backwards, unroll, XLA) then runs over the projected rows with the cell in
-        # projected mode, where a step is only step_projected.
+        # Recurrent weights read and fused once, outside the loop.
         weights = tuple(ops.convert_to_tensor(w) for w in cell.recurrent_weights())
+        if self.uses_fused_backward(mask, training):
+            # Input terms of every step in one product, time-major: (T, B, D) -> (T, B, P).
+            projected = cell.project_inputs(ops.transpose(sequences, (1, 0, 2)))
+            if self.go_backwards:
+                projected = ops.flip(projected, axis=0)
+            states = fused_recurrence(cell, projected, h0, weights, recurrent_mask)
+            last = states[-1]
+            return last, ops.transpose(states, (1, 0, 2)), [last]
+        # Input terms of every step in one product: (B, T, D) -> (B, T, P). keras' own loop
+        # (masks, go_backwards, unroll, XLA) then runs over the projected rows with the cell
+        # in projected mode, where a step is only step_projected.
+        projected = cell.project_inputs(sequences)
         cell._projected_mode = (weights, recurrent_mask)
         try:
             return super().inner_loop(projected, initial_state, mask, training=training)

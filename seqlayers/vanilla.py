@@ -10,7 +10,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from seqlayers.projected import ProjectedRNN, ProjectedRNNCell
+from seqlayers.projected import ProjectedRNN, ProjectedRNNCell, sequence_outer
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -109,6 +109,39 @@ class VanillaRNNCell(ProjectedRNNCell):
         h_in = h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
         # tanh(W_hh h_{t-1} + [W_xh x_t + b_h])
         return self.activation(ops.matmul(h_in, W_hh) + projected_t)
+
+    # --- hand-written backward pass (tanh or linear activation) ----------------------------
+    fused_saved = 0  # the backward pass reads only h_{t-1} and h_t
+
+    def supports_fused_backward(self) -> bool:
+        return self.activation in (keras.activations.tanh, keras.activations.linear)
+
+    def step_backward(
+        self,
+        projected_t: Any,
+        h_tm1: Any,
+        h_t: Any,
+        saved: tuple,
+        transposed_weights: tuple,
+        recurrent_mask: Any,
+        dh_t: Any,
+    ) -> tuple:
+        (W_hh_T,) = transposed_weights
+        # d pre = d h_t * act'(pre); tanh' = 1 - h_t^2
+        d_pre = dh_t * (1.0 - h_t * h_t) if self.activation is keras.activations.tanh else dh_t
+        dh_in = ops.matmul(d_pre, W_hh_T)
+        return d_pre, dh_in if recurrent_mask is None else dh_in * recurrent_mask
+
+    def weight_gradients(
+        self,
+        h_prev: Any,
+        saved: tuple,
+        d_projected: Any,
+        recurrent_weights: tuple,
+        recurrent_mask: Any,
+    ) -> tuple:
+        h_in = h_prev if recurrent_mask is None else h_prev * recurrent_mask
+        return (sequence_outer(h_in, d_projected),)  # dL/dW_hh = sum_t h_in^T d pre_t
 
     def get_config(self) -> dict:
         return {**super().get_config(), "activation": keras.activations.serialize(self.activation)}

@@ -1,0 +1,231 @@
+"""Smoke tests of the benchmark suite with tiny settings: record fields, ratios, files, runner.
+
+No timing asserts: only that what is written is complete and consistent (``ratio`` = ours /
+reference from the recorded figures).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+# benchmarks/ is a folder of the repository, not an installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import __main__ as runner
+from benchmarks import backends, cells, common, roofline, scaling
+
+RECORD_FIELDS = {"benchmark", "name", "ours", "reference", "ratio", "machine", "command"}
+MACHINE_FIELDS = {"cpu", "cores", "load_average", "python", "keras", "backend"}
+
+
+def tiny(cls=cells.Settings, **kw):
+    base = {"units": (4,), "batch": 2, "steps": 3, "repeats": 2, "warmup": 0, "jit": False}
+    base["threads"] = 0
+    return cls(**{**base, **kw})
+
+
+# --- common ----------------------------------------------------------------------------------
+def test_summary_quartiles_and_median():
+    s = common.summary([4.0, 1.0, 3.0, 2.0, 5.0])
+    assert (s["median"], s["q1"], s["q3"], s["iqr"], s["min"], s["n"]) == (
+        3.0,
+        2.0,
+        4.0,
+        2.0,
+        1.0,
+        5,
+    )
+
+
+def test_alternate_rotates_order_and_counts_samples():
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    samples = common.alternate(fns, repeats=3, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    assert all(len(samples[n][c]) == 3 for n in fns for c in common.CLOCKS)
+
+
+def test_comparison_ratio_is_ours_over_reference():
+    ours = {"cpu": [2.0, 4.0, 6.0], "wall": [1.0, 1.0, 1.0]}
+    ref = {"cpu": [1.0, 2.0, 4.0], "wall": [2.0, 2.0, 2.0]}
+    rec = common.comparison("x", "a vs b", ("a", ours), ("b", ref), "cpu", {"m": 1}, target=1.5)
+    assert rec["ratio"] == pytest.approx(4.0 / 2.0)
+    assert (rec["ratio_q1"], rec["ratio_q3"]) == (pytest.approx(1.75), pytest.approx(2.0))
+    assert rec["meets_target"] is False and rec["m"] == 1
+    assert rec["ours"]["wall_median"] == 1.0 and rec["reference"]["median"] == 2.0
+
+
+def test_markdown_table_formats_cells():
+    md = common.markdown_table(("a", "b"), [(1.23456, True), (None, "x")])
+    assert md.splitlines() == ["| a | b |", "|---|---|", "| 1.23 | yes |", "|  | x |"]
+
+
+# --- cells -----------------------------------------------------------------------------------
+def test_train_flops_counts_forward_weight_and_state_gradients():
+    # GRU, B=2, T=3, U=4, D=5: per step 2*B*U*(2*D*3 + 3*U*3) = 16 * (30 + 36)
+    assert cells.train_flops("keras_gru", 4, 5, 2, 3) == 3 * 16 * 66
+    assert cells.train_flops("mut2", 4, 4, 1, 1) == 2 * 4 * (2 * 4 * 2 + 3 * 4 * 3)
+
+
+def test_needed_layers_adds_references():
+    assert cells.needed_layers(["mut1", "genotype_lstm"]) == [
+        "mut1", "genotype_lstm", "keras_gru", "keras_lstm"
+    ]  # fmt: skip
+
+
+def test_cells_run_writes_records_with_documented_fields(tmp_path):
+    payload = cells.run(tiny(cells=("vanilla", "mut1")), tmp_path)
+    saved = json.loads((tmp_path / "cells.json").read_text())
+    assert saved["records"] == json.loads(json.dumps(payload["records"]))
+    names = [r["name"] for r in saved["records"]]
+    assert names == [
+        "vanilla vs keras_simple_rnn, units 4",
+        "vanilla vs keras_gru, units 4",
+        "mut1 vs keras_gru, units 4",
+    ]
+    for rec in saved["records"]:
+        assert RECORD_FIELDS <= rec.keys() and MACHINE_FIELDS <= rec["machine"].keys()
+        assert rec["ratio"] == pytest.approx(rec["ours"]["median"] / rec["reference"]["median"])
+        assert rec["ours"]["n"] == 2 and rec["ours"]["clock"] == "cpu"
+    assert saved["records"][2]["target"] == 1.25
+    md = (tmp_path / "cells.md").read_text()
+    assert "| units | ours |" in md and "Command: `" in md and "Machine: " in md
+
+
+def test_ablation_times_the_autodiff_twin(tmp_path):
+    twin = cells.make_layer("mut1@autodiff", 4)
+    assert not twin.uses_fused_backward(None, True)
+    assert cells.make_layer("mut1", 4).uses_fused_backward(None, True)
+    payload = cells.run(tiny(cells=("vanilla",), ablation=True, repeats=1))
+    names = [r["name"] for r in payload["records"]]
+    assert names[-1] == "vanilla vs vanilla@autodiff, units 4"
+    assert cells.train_flops("vanilla@autodiff", 4, 4, 2, 3) == cells.train_flops(
+        "vanilla", 4, 4, 2, 3
+    )
+
+
+# --- roofline --------------------------------------------------------------------------------
+def test_roofline_fraction_is_achieved_over_dense_flops(tmp_path):
+    settings = tiny(roofline.Settings, cells=("vanilla",), dense_size=16)
+    payload = roofline.run(settings, tmp_path)
+    recs = {r["ours"]["label"]: r for r in payload["records"]}
+    assert set(recs) == {"vanilla", "keras_simple_rnn", "keras_gru"}
+    for rec in recs.values():
+        assert RECORD_FIELDS <= rec.keys()
+        assert rec["ours"]["flops"] == cells.train_flops(rec["ours"]["label"], 4, 4, 2, 3)
+        assert rec["reference"]["flops"] == 2 * 16**3
+        achieved = rec["ours"]["flops"] / rec["ours"]["step"]["median"]
+        dense = rec["reference"]["flops"] / rec["reference"]["step"]["median"]
+        assert rec["ratio"] == pytest.approx(achieved / dense)
+    assert recs["vanilla"]["target"] is None  # targets only at units 128 and 512
+    assert (tmp_path / "roofline.md").exists()
+
+
+# --- scaling ---------------------------------------------------------------------------------
+def test_loglog_slope_and_verdict():
+    xs = [64, 128, 256, 512]
+    assert scaling.loglog_slope(xs, [3 * x**2 for x in xs]) == pytest.approx(2.0)
+    assert scaling.loglog_slope(xs, [0.5 * x for x in xs]) == pytest.approx(1.0)
+    assert scaling.verdict("length", 1.05).startswith("linear")
+    assert scaling.verdict("units", 1.2).startswith("sub-quadratic")
+
+
+def test_curve_record_growth_ratio():
+    points = [{"x": x, "median": 0.001 * x} for x in (50, 100, 200, 400)]
+    rec = scaling.curve_record("length", "mut1", points, {"machine": {}, "command": "c"})
+    assert rec["ours"]["value"] == pytest.approx(8.0) and rec["reference"]["value"] == 8.0
+    assert rec["ratio"] == pytest.approx(1.0) and rec["slope_upper"] == pytest.approx(1.0)
+
+
+def test_scaling_run_writes_plot(tmp_path):
+    settings = tiny(scaling.Settings, cells=("vanilla",), repeats=1, lengths=(2, 4),
+                    widths=(2, 4))  # fmt: skip
+    payload = scaling.run(settings, tmp_path)
+    assert [(r["layer"], r["axis"]) for r in payload["records"]] == [
+        ("vanilla", "length"), ("vanilla", "units")
+    ]  # fmt: skip
+    for rec in payload["records"]:
+        assert [p["x"] for p in rec["points"]] == [2, 4] and math.isfinite(rec["slope"])
+    assert (tmp_path / "scaling.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# --- backends --------------------------------------------------------------------------------
+def _cells_payload(times: dict[str, float]) -> dict:
+    def fig(label):
+        return {"label": label, "median": times[label]}
+
+    recs = [{"units": 8, "name": f"{o} vs {r}, units 8", "ours": fig(o), "reference": fig(r),
+             "ratio": times[o] / times[r]} for o, r in (("mut1", "keras_gru"),)]  # fmt: skip
+    return {"records": recs, "machine": {"backend": "x"}}
+
+
+def test_backends_ratio_is_jax_over_tensorflow():
+    payloads = {
+        "tensorflow": _cells_payload({"mut1": 2.0, "keras_gru": 4.0}),
+        "jax": _cells_payload({"mut1": 3.0, "keras_gru": 2.0}),
+    }
+    recs = {r["layer"]: r for r in backends.records(payloads, {"machine": {}, "command": "c"})}
+    assert recs["mut1"]["ratio"] == pytest.approx(1.5)
+    assert recs["keras_gru"]["ratio"] == pytest.approx(0.5)
+    assert recs["mut1"]["vs_keras"] == {
+        "pair": "mut1 vs keras_gru, units 8", "tensorflow": 0.5, "jax": 1.5
+    }  # fmt: skip
+
+
+def test_backends_records_why_it_skips(tmp_path, monkeypatch):
+    monkeypatch.setattr(backends, "backend_available", lambda name: name != "jax")
+    args = runner.build_parser().parse_args(["backends", "--quick"])
+    assert backends.run_from_args(args, tmp_path) == 0
+    saved = json.loads((tmp_path / "backends.json").read_text())
+    assert saved["records"] == [] and "jax" in saved["skipped"]
+
+
+def test_backends_passes_settings_to_cells():
+    args = runner.build_parser().parse_args(["--units", "8,16", "--batch", "2", "--no-jit"])
+    argv = backends.cells_argv(args, common.DEFAULT_OUT, quick=True)
+    assert argv[:4] == ["cells", "--out", str(common.DEFAULT_OUT), "--quick"]
+    assert "--units" in argv and argv[argv.index("--units") + 1] == "8,16"
+    assert argv[argv.index("--batch") + 1] == "2" and "--no-jit" in argv
+
+
+# --- runner ----------------------------------------------------------------------------------
+def test_runner_lists_suite_aliases_and_app_scripts(capsys):
+    assert runner.main(["--list"]) == 0
+    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines()}
+    assert {"cells", "roofline", "scaling", "backends", "generation", "export"} <= listed
+    assert {"pipelines", "sentiment_imdb", "export_latency"} <= listed
+    assert "common" not in listed
+
+
+def test_runner_maps_issue_names_onto_app_scripts(tmp_path):
+    scripts = runner.app_scripts()
+    gen = runner.script_command(runner.ALIASES["generation"], tmp_path, False, [])
+    assert gen[1].endswith("export_generation.py")
+    assert gen[2:] == ["--out", str(tmp_path)]  # its defaults: 200 and 1000 tokens
+    quick = runner.script_command(runner.ALIASES["generation"], tmp_path, True, [])
+    assert quick[2:] == ["--quick", "--out", str(tmp_path)]
+    export = runner.script_command(runner.ALIASES["export"], tmp_path, True, ["--units", "8"])
+    assert export[2:] == ["--quick", "--out", str(tmp_path), "--units", "8"]
+    assert scripts["export_latency"].quick == ("--quick",) and scripts["export_latency"].takes_out
+
+
+def test_runner_rejects_unknown_names():
+    with pytest.raises(SystemExit) as exc:
+        runner.main(["nope"])
+    assert exc.value.code == 2
+
+
+def test_runner_runs_a_suite_benchmark(tmp_path, capsys):
+    argv = ["cells", "--out", str(tmp_path), "--units", "4", "--batch", "2", "--steps", "2",
+            "--repeats", "1", "--warmup", "0", "--cells", "vanilla", "--no-jit", "--threads", "0"]  # fmt: skip
+    assert runner.main(argv) == 0
+    saved = json.loads((tmp_path / "cells.json").read_text())
+    assert [r["name"] for r in saved["records"]] == [
+        "vanilla vs keras_simple_rnn, units 4", "vanilla vs keras_gru, units 4"
+    ]  # fmt: skip
+    assert "| units |" in capsys.readouterr().out
