@@ -11,6 +11,7 @@ Writes ``benchmarks/out/sentiment_imdb.json`` and ``.md`` and prints the table.
 Usage::
 
     python benchmarks/sentiment_imdb.py --models bilstm --epochs 3        # the full recipe
+    python benchmarks/sentiment_imdb.py --models bilstm --pooling last   # final-state summary
     python benchmarks/sentiment_imdb.py --models bow,lstm,bilstm,gru,mut1,mut2,mut3
     python benchmarks/sentiment_imdb.py --quick                           # smoke run
 """
@@ -44,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--units", type=int, default=64, help="hidden size per direction")
     p.add_argument("--window", type=int, default=3, help="tokens of the window model")
     p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--embedding-dropout", type=float, default=0.0,
+                   help="rate of whole word vectors dropped (recurrent models)")  # fmt: skip
+    p.add_argument("--pooling", default="max", choices=("last", "max"),
+                   help="recurrent summary: final states or max over the real steps")  # fmt: skip
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--limit", type=int, default=None, help="examples per split (None: all)")
     p.add_argument("--seed", type=int, default=0)
@@ -91,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         keras.utils.set_random_seed(args.seed)
         model = build_model(name, tokenizer.vocab_size, data.num_classes, embed_dim=args.embed_dim,
                             units=args.units, max_len=None, dropout=args.dropout, seed=args.seed,
-                            window=args.window)  # fmt: skip
+                            window=args.window, pooling=args.pooling,
+                            embedding_dropout=args.embedding_dropout)  # fmt: skip
         model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
         best = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     title = (
         f"IMDB sentiment — {len(data.train)} train / {len(data.val)} val / {len(data.test)} test, "
-        f"max_len {args.max_len}, vocab {tokenizer.vocab_size}, {device}"
+        f"max_len {args.max_len}, vocab {tokenizer.vocab_size}, pooling {args.pooling}, {device}"
     )
     table = [
         title,

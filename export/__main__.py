@@ -212,6 +212,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         )
     with Progress("loading model", quiet=args.quiet):
         model = load_run_model(run_dir, hook.modules)
+    if args.format == "tflite" and seq_len is None:
+        seq_len = _fixed_length_for(model, args, config, hook)
 
     from apps.common.rundir import atomic_output
     from export import manifest as mf
@@ -248,6 +250,23 @@ def _resolve_seq_len(args, config, hook) -> int | None:
     length = hook.default_seq_len(config) if hook.default_seq_len else None
     if not length:
         raise UsageError("--quantize int8 needs --seq-len N (the app gives no default length)")
+    return int(length)
+
+
+def _fixed_length_for(model, args, config, hook) -> int | None:
+    """``None`` (dynamic) unless the model can only be exported at a fixed length: then the
+    app's default length under ``--seq-len auto``, and a usage error under ``dynamic``."""
+    from export.tflite import fixed_length_reason
+
+    reason = fixed_length_reason(model)
+    if reason is None:
+        return None
+    length = hook.default_seq_len(config) if hook.default_seq_len else None
+    if args.seq_len == "dynamic" or not length:
+        raise UsageError(f"--seq-len: {reason}; pass --seq-len N (the model is then unrolled)")
+    if not args.quiet:
+        print(f"note: {reason}: exporting at the app's fixed length {length} (--seq-len N "
+              "to choose)", file=sys.stderr)  # fmt: skip
     return int(length)
 
 

@@ -134,7 +134,8 @@ def _compare(got: list[dict], want: list[dict], first: str) -> dict[str, float |
         for name in w:
             diffs.append(np.abs(g[name].reshape(w[name].shape) - w[name]).ravel())
         g_first = g[first].reshape(w[first].shape)
-        agree.append(bool(np.array_equal(np.argmax(g_first, -1), np.argmax(w[first], -1))))
+        # one prediction per example (classifier) or per example and step (sequence output)
+        agree.extend(np.ravel(np.argmax(g_first, -1) == np.argmax(w[first], -1)).tolist())
     diff = np.concatenate(diffs)
     return {
         "max_abs_diff": float(diff.max()),
@@ -164,8 +165,9 @@ def parity_report(
 
     Returns:
         ``{"max_abs_diff", "mean_abs_diff", "argmax_agreement", "examples"}``; the argmax
-        agreement is the fraction of examples whose last-axis argmax of the first output is
-        the same (the prediction agreement of a classifier).
+        agreement is the fraction of predictions (last-axis argmax of the first output) that
+        are the same: one per example for a classifier, one per example and step for a
+        sequence output such as a tagger's or a teacher-forced decoder's.
     """
     fed, got = run_tflite(tflite, inputs, input_names(keras_model), signature_key)
     if not fed:

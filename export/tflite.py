@@ -157,6 +157,25 @@ def iter_layers(layer: keras.layers.Layer) -> Iterable[keras.layers.Layer]:
             stack.extend(c for c in children if isinstance(c, keras.layers.Layer))
 
 
+def fixed_length_reason(model: keras.Model) -> str | None:
+    """Why ``model`` can only be exported at a fixed length, or ``None`` when it need not be.
+
+    ``seqlayers.AttentionDecoder`` loops with ``keras.ops.scan``, whose carry lives in
+    ``TensorList`` ops; at dynamic length the converter "lowers" them into a model that fails
+    at run time (a negative ``FILL`` size), so such a model is exported unrolled only. (A phone
+    app decodes with the one-step models instead, which have no loop at all.)
+    """
+    from seqlayers import AttentionDecoder
+
+    for layer in iter_layers(model):
+        if isinstance(layer, AttentionDecoder) and not layer.unroll:
+            return (
+                f"layer {layer.name!r} (AttentionDecoder) loops with keras.ops.scan, whose "
+                "TensorList ops TFLite cannot run at dynamic length"
+            )
+    return None
+
+
 def portable_copy(model: keras.Model, *, seq_len: int | None = None) -> keras.Model:
     """Rebuild ``model`` for export: recurrent layers stateless, unrolled for a fixed length.
 
@@ -203,7 +222,28 @@ def portable_copy(model: keras.Model, *, seq_len: int | None = None) -> keras.Mo
     else:
         clone = model
     _disable_cudnn(clone)
+    if seq_len is not None:
+        _fix_unrolled_backward_masking(clone)
     return clone
+
+
+def _fix_unrolled_backward_masking(model: keras.Model) -> None:
+    """Work around Keras' unrolled ``go_backwards`` masking (Keras 3.15, TensorFlow backend).
+
+    Unrolled with a mask, an RNN running backwards zeroes its (time-reversed) outputs with the
+    *unreversed* mask when ``zero_output_for_mask`` is set (``Bidirectional`` sets it on both
+    directions when it returns sequences), so real steps are zeroed and padded ones are not.
+    With the flag off, padded steps repeat the previous output instead; for right-padded inputs
+    (the exporter post-pads) a backward RNN meets the padding first, so that "previous output"
+    is the zero it starts with: exactly what Keras' loop returns.
+    """
+    for layer in iter_layers(model):
+        if (
+            getattr(layer, "go_backwards", False)
+            and getattr(layer, "unroll", False)
+            and getattr(layer, "zero_output_for_mask", False)
+        ):
+            layer.zero_output_for_mask = False
 
 
 def _disable_cudnn(model: keras.Model) -> None:
@@ -497,7 +537,9 @@ def convert_to_tflite(
 
     Raises:
         UnsupportedExportError: unknown quantization, ``int8`` with dynamic length, ``int8``
-            without representative inputs, or a model the converter cannot turn into builtin ops.
+            without representative inputs, dynamic length for a model that needs a fixed one
+            (:func:`fixed_length_reason`), or a model the converter cannot turn into builtin
+            ops.
     """
     if quantization not in QUANTIZATIONS:
         raise UnsupportedExportError(
@@ -512,6 +554,9 @@ def convert_to_tflite(
             "int8 quantization needs a fixed sequence length (calibrating the WHILE loop of a "
             "dynamic-length model crashes the TFLite converter); pass seq_len=N"
         )
+    reason = fixed_length_reason(model) if seq_len is None else None
+    if reason:
+        raise UnsupportedExportError(f"{reason}; export it with a fixed seq_len=N (unrolled)")
     if quantization == "int8" and representative_inputs is None:
         raise UnsupportedExportError(
             "int8 quantization needs representative_inputs drawn from real training inputs"

@@ -9,7 +9,7 @@ import pytest
 
 import seqlayers
 from apps.common.errors import UsageError
-from apps.sentiment.model import FirstTokens, MeanBagOfWords, build_model
+from apps.sentiment.model import FirstTokens, MaskedMaxPooling, MeanBagOfWords, build_model
 
 VOCAB = 30
 IDS = np.array(
@@ -50,10 +50,24 @@ def genotype_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("kind", [*KINDS, "genotype"])
-def test_appending_padding_changes_no_prediction(kind, genotype_file):
+def test_masked_max_pooling_exact_values():
+    x = np.array([[[1.0, -4.0], [5.0, -2.0], [9.0, 7.0]], [[-3.0, -1.0], [8.0, 8.0], [0, 0]]])
+    mask = np.array([[True, True, False], [True, False, False]])
+    out = np.asarray(MaskedMaxPooling()(x, mask=mask))
+    np.testing.assert_array_equal(out, [[5.0, -2.0], [-3.0, -1.0]])
+    np.testing.assert_array_equal(np.asarray(MaskedMaxPooling()(x)), [[9.0, 7.0], [8.0, 8.0]])
+    empty = np.asarray(MaskedMaxPooling()(x, mask=np.zeros((2, 3), bool)))
+    np.testing.assert_array_equal(empty, np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize(
+    ("kind", "pooling"),
+    [*((k, "last") for k in [*KINDS, "genotype"]), ("bilstm", "max"), ("mut2", "max")],
+)
+def test_appending_padding_changes_no_prediction(kind, pooling, genotype_file):
     name = f"genotype:{genotype_file}" if kind == "genotype" else kind
-    model = build_model(name, VOCAB, 3, embed_dim=6, units=5, dropout=0.2, seed=3, window=4)
+    model = build_model(name, VOCAB, 3, embed_dim=6, units=5, dropout=0.2, seed=3, window=4,
+                        pooling=pooling)  # fmt: skip
     probs = np.asarray(model(IDS))
     assert probs.shape == (4, 3) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
@@ -115,11 +129,14 @@ def test_bad_arguments():
         build_model("lstm", VOCAB, 2, dropout=1.0)
     with pytest.raises(ValueError, match="window"):
         build_model("window", VOCAB, 2, window=0)
+    with pytest.raises(ValueError, match="pooling"):
+        build_model("lstm", VOCAB, 2, pooling="mean")
 
 
-@pytest.mark.parametrize("kind", ["bow", "window", "bigru"])
-def test_save_and_load_round_trip(kind, tmp_path):
-    model = build_model(kind, VOCAB, 3, embed_dim=4, units=3, seed=2)
+@pytest.mark.parametrize(("kind", "pooling"), [("bow", "last"), ("window", "last"),
+                                               ("bigru", "last"), ("bigru", "max")])  # fmt: skip
+def test_save_and_load_round_trip(kind, pooling, tmp_path):
+    model = build_model(kind, VOCAB, 3, embed_dim=4, units=3, seed=2, pooling=pooling)
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)

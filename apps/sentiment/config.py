@@ -12,6 +12,7 @@ from apps.common.config import AppConfig
 from apps.common.errors import ConfigError
 
 BUILTIN_DATA = ("tweets",)
+POOLINGS = ("last", "max")
 MODEL_CHOICES = (
     "bow",
     "window",
@@ -44,6 +45,9 @@ class SentimentConfig(AppConfig):
         units: hidden size per direction.
         window: tokens per window for the ``window`` model.
         dropout: dropout rate before the classifier.
+        embedding_dropout: recurrent models: rate of whole word vectors dropped in training.
+        pooling: ``last`` (final state per direction) or ``max`` (max over the real steps of
+            the recurrent outputs); ignored by ``bow`` and ``window``.
         epochs: training epochs.
         batch_size: examples per batch.
         learning_rate: Adam learning rate.
@@ -59,6 +63,8 @@ class SentimentConfig(AppConfig):
     units: int = 64
     window: int = 3
     dropout: float = 0.2
+    embedding_dropout: float = 0.0
+    pooling: str = "last"
     epochs: int = 3
     batch_size: int = 64
     learning_rate: float = 2e-3
@@ -107,6 +113,7 @@ class SentimentConfig(AppConfig):
             ("units", self.units >= 1, ">= 1"),
             ("window", self.window >= 1, ">= 1"),
             ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
+            ("embedding_dropout", 0.0 <= self.embedding_dropout < 1.0, "in [0, 1)"),
             ("epochs", self.epochs >= 1, ">= 1"),
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("learning_rate", self.learning_rate > 0, "> 0"),
@@ -115,5 +122,9 @@ class SentimentConfig(AppConfig):
         for key, ok, rule in checks:
             if not ok:
                 raise ConfigError(f"config: {key} must be {rule}, got {getattr(self, key)!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(
+                f"config: pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}"
+            )
         if not self.model.strip():
             raise ConfigError("config: model must not be empty")

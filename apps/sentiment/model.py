@@ -21,6 +21,7 @@ import keras
 from keras import ops
 
 from apps.common.cells import parse_cell_name, recurrent_layer
+from apps.sentiment.config import POOLINGS
 
 NON_RECURRENT = ("bow", "window")
 # MUT1 and MUT2 add x_t itself to a units-wide pre-activation: their input must be units wide.
@@ -109,6 +110,48 @@ class FirstTokens(keras.layers.Layer):
         return {**super().get_config(), "window": self.window}
 
 
+@keras.saving.register_keras_serializable(package="apps.sentiment")
+class MaskedMaxPooling(keras.layers.Layer):
+    """Largest value of each feature over the unmasked time steps.
+
+    Padding cannot change the result: masked steps are excluded (a sequence with no unmasked
+    step gives zeros).
+
+    Args:
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        inputs: float ``(batch, time, features)``.
+        mask: optional boolean ``(batch, time)``; ``True`` = a real step.
+
+    Returns:
+        float ``(batch, features)``.
+
+    Example:
+        >>> MaskedMaxPooling()(np.array([[[1.0], [5.0], [9.0]]]), mask=np.array([[1, 1, 0]]))
+        # -> [[5.0]]
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        if mask is None:
+            return ops.max(inputs, axis=1)
+        keep = ops.expand_dims(ops.cast(mask, "bool"), -1)
+        lowest = ops.full_like(inputs, -3.0e38)
+        pooled = ops.max(ops.where(keep, inputs, lowest), axis=1)
+        any_step = ops.any(keep, axis=1)
+        return ops.where(any_step, pooled, ops.zeros_like(pooled))
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> None:
+        return None
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], input_shape[2])
+
+
 def _seed(seed: int | None, offset: int) -> int | None:
     return None if seed is None else seed + offset
 
@@ -124,6 +167,8 @@ def build_model(
     dropout: float = 0.0,
     seed: int | None = None,
     window: int = 3,
+    pooling: str = "last",
+    embedding_dropout: float = 0.0,
 ) -> keras.Model:
     """A sentiment classifier (not compiled).
 
@@ -141,6 +186,11 @@ def build_model(
         dropout: dropout rate before the classifier.
         seed: seed of the weight initialisers and dropout of the layers made here.
         window: tokens read by the ``window`` model (its first ``window`` tokens).
+        pooling: how a recurrent model summarises the text: ``"last"`` (the final state of
+            each direction, the lecture's many-to-one) or ``"max"`` (the largest value of each
+            output feature over the real, unpadded steps).
+        embedding_dropout: recurrent models: rate of whole word vectors dropped during
+            training (``SpatialDropout1D`` on the embeddings; masks pass through).
 
     Returns:
         ``keras.Model`` mapping int32 ids ``(batch, time)`` to probabilities
@@ -167,8 +217,11 @@ def build_model(
             raise ValueError(f"{arg} must be an integer >= {low}. Received: {arg}={value}")
     if max_len is not None and (not isinstance(max_len, int) or max_len < 1):
         raise ValueError(f"max_len must be an integer >= 1 or None. Received: max_len={max_len}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
+    for arg, rate in (("dropout", dropout), ("embedding_dropout", embedding_dropout)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"{arg} must be in [0, 1). Received: {arg}={rate}")
     kind = name.strip().lower() if isinstance(name, str) else name
     spec = None if kind in NON_RECURRENT else parse_cell_name(name, flag="--model")
 
@@ -197,10 +250,16 @@ def build_model(
                                name="hidden")(x)  # fmt: skip
     else:
         x = embedding(embed_dim, mask_zero=True)(ids)
+        if embedding_dropout > 0:
+            x = keras.layers.SpatialDropout1D(embedding_dropout, seed=_seed(seed, 5),
+                                              name="embedding_dropout")(x)  # fmt: skip
         if spec.kind in BARE_INPUT_KINDS and embed_dim != units:
             x = keras.layers.Dense(units, use_bias=False, kernel_initializer=glorot(1),
                                    name="projection")(x)  # fmt: skip
-        x = recurrent_layer(name, units, seed=_seed(seed, 2), name="recurrent")(x)
+        x = recurrent_layer(name, units, return_sequences=pooling == "max",
+                            seed=_seed(seed, 2), name="recurrent")(x)  # fmt: skip
+        if pooling == "max":
+            x = MaskedMaxPooling(name="max_over_time")(x)
     if dropout > 0:
         x = keras.layers.Dropout(dropout, seed=_seed(seed, 3), name="dropout")(x)
     probs = keras.layers.Dense(num_classes, activation="softmax", kernel_initializer=glorot(4),

@@ -309,6 +309,8 @@ def train_and_evaluate(
         dropout=config.dropout,
         seed=config.seed,
         window=config.window,
+        pooling=config.pooling,
+        embedding_dropout=config.embedding_dropout,
     )
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),

@@ -18,7 +18,7 @@ from apps.common.cells import parse_cell_name
 from apps.common.errors import UsageError
 from apps.common.rundir import RunDir, atomic_write_json, atomic_write_text, default_run_dir
 from apps.common.sources import decode_utf8_strict, read_text_strict
-from apps.sentiment.config import BUILTIN_DATA, MODEL_CHOICES, SentimentConfig
+from apps.sentiment.config import BUILTIN_DATA, MODEL_CHOICES, POOLINGS, SentimentConfig
 
 APP_MODULE = "apps.sentiment"
 MAX_TEXT_BYTES = 1_000_000
@@ -93,6 +93,20 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
         type=cli.positive_int,
         metavar="N",
         help="tokens kept per text " + shown("max_length"),
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=POOLINGS,
+        help="recurrent models: final state (last) or max over the real steps (max) "
+        + shown("pooling"),
+    )
+    parser.add_argument(
+        "--embedding-dropout",
+        dest="embedding_dropout",
+        metavar="RATE",
+        type=cli.float_in(0.0, 1.0),
+        help="recurrent models: rate of word vectors dropped in training "
+        + shown("embedding_dropout"),
     )
     parser.add_argument(
         "--learning-rate",

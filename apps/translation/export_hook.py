@@ -84,6 +84,32 @@ def step_parity_inputs(
     return out
 
 
+def step_models(run_dir: Path, config: Config, model: Any) -> dict[str, Any]:
+    """The two models a phone runs: the encoder once per sentence, the decoder step per token."""
+    from apps.translation.model import (
+        build_encoder_model,
+        build_step_model,
+        decoder_cell_of,
+        model_kind,
+        state_sizes,
+    )
+    from export.app_hooks import StepModel
+
+    n = len(state_sizes(decoder_cell_of(model)))
+    states = [f"state_{i}" for i in range(n)]
+    if model_kind(model) == "attention":
+        encoder_outputs = ["values", "keys", "source_mask", *states]
+    else:
+        encoder_outputs = ["context", *states]
+    encoder = StepModel(build_encoder_model(model), num_states=0, output_names=encoder_outputs)
+    step = build_step_model(model)
+    step_outputs = ["logits", *[f"new_{name}" for name in states]]
+    if model_kind(model) == "attention":
+        step_outputs.append("attention_weights")
+    return {"encoder": encoder, "decoder_step": StepModel(step, num_states=n,
+                                                          output_names=step_outputs)}  # fmt: skip
+
+
 def tables(run_dir: Path, config: Config) -> list[dict[str, Any]]:
     return [{
         "path": Path(run_dir) / "vocab.json",
@@ -107,4 +133,6 @@ HOOK = AppHook(
     tables=tables,
     default_seq_len=default_seq_len,
     modules=("apps.translation.model",),
+    step_models=step_models,
+    step_parity_inputs=step_parity_inputs,
 )
