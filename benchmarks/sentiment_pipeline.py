@@ -1,6 +1,7 @@
 """Training throughput of the sentiment input pipeline against plain fixed-length pipelines.
 
-Same model, same training texts (the shared IMDB ``train.csv.gz``), same optimiser; only the
+Same model, same training texts (the shared IMDB ``train.csv.gz`` by default, or the training
+split of any ``--data`` source of the app, e.g. ``builtin:tweets``), same optimiser; only the
 input pipeline differs:
 
 - ``ours``: :func:`apps.sentiment.data.make_dataset` — texts tokenised once, int ids cached,
@@ -14,12 +15,13 @@ input pipeline differs:
 Each pipeline trains ``--epochs`` epochs of a freshly built model; examples/s is measured per
 epoch with a callback. The first epoch includes tracing; the table reports the fastest later
 epoch (the one least disturbed by other processes on a shared machine).
-Writes ``benchmarks/out/sentiment_pipeline.json`` and ``.md`` and prints the table.
+Writes ``benchmarks/out/sentiment_pipeline[_TAG].json`` and ``.md`` and prints the table.
 
 Usage::
 
     python benchmarks/sentiment_pipeline.py --quick          # ~1-2 min on 2 CPU cores
     python benchmarks/sentiment_pipeline.py --limit 25000 --epochs 2 --model bilstm
+    python benchmarks/sentiment_pipeline.py --data builtin:tweets --max-len 200 --limit 20000
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     p.add_argument("--data", default=str(SHARED / "imdb" / "train.csv.gz"),
-                   help="text,label CSV (the shared IMDB train file)")  # fmt: skip
+                   help="text,label CSV (the shared IMDB train file), or builtin:tweets / "
+                   "tfds:... (its training split)")  # fmt: skip
     p.add_argument("--model", default="bilstm", help="model name for build_model")
     p.add_argument("--limit", type=int, default=5000, help="training texts used")
     p.add_argument("--epochs", type=int, default=2, help="epochs per pipeline")
@@ -55,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pipelines", default="ours,keras-textvec,pad-arrays",
                    help="comma-separated subset of ours, keras-textvec, pad-arrays")  # fmt: skip
     p.add_argument("--out", default=str(REPO / "benchmarks" / "out"), help="output folder")
+    p.add_argument("--tag", default="", help="suffix of the output file names")
     p.add_argument("--quick", action="store_true",
                    help="small setting: 1000 texts, 3 epochs, batch 32, 16 units")  # fmt: skip
     args = p.parse_args(argv)
@@ -89,14 +93,22 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from apps.common.text import WordTokenizer
-    from apps.sentiment.data import make_dataset, read_labelled_csv
+    from apps.sentiment.data import load_splits, make_dataset, read_labelled_csv
     from apps.sentiment.model import build_model
 
-    rows = read_labelled_csv(args.data)
-    rng = np.random.default_rng(args.seed)
-    pick = rng.permutation(len(rows))[: args.limit]
-    texts = [rows[i][0] for i in pick]
-    labels = np.array([1 if rows[i][1] == "positive" else 0 for i in pick], dtype=np.int32)
+    if args.data.startswith(("builtin:", "tfds:")):
+        # any --data source of the app: its training split
+        data = load_splits(args.data, seed=args.seed, limit=args.limit)
+        texts = [t for t, _ in data.train]
+        labels = np.array([y for _, y in data.train], dtype=np.int32)
+        num_classes = data.num_classes
+    else:
+        rows = read_labelled_csv(args.data)
+        rng = np.random.default_rng(args.seed)
+        pick = rng.permutation(len(rows))[: args.limit]
+        texts = [rows[i][0] for i in pick]
+        labels = np.array([1 if rows[i][1] == "positive" else 0 for i in pick], dtype=np.int32)
+        num_classes = 2
     n = len(texts)
 
     t0 = time.perf_counter()
@@ -106,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def fresh_model(vocab_size: int) -> keras.Model:
         keras.utils.set_random_seed(args.seed)
-        model = build_model(args.model, vocab_size, 2, embed_dim=args.embed_dim,
+        model = build_model(args.model, vocab_size, num_classes, embed_dim=args.embed_dim,
                             units=args.units, seed=args.seed)  # fmt: skip
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
@@ -183,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     title = (
-        f"Sentiment input pipelines — {args.model}, {n} IMDB train texts, batch "
+        f"Sentiment input pipelines — {args.model}, {n} train texts of {args.data}, batch "
         f"{args.batch_size}, max_len {args.max_len}, {report['device']}"
     )
     header = (
@@ -201,10 +213,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     from apps.common.rundir import atomic_write_json, atomic_write_text
 
-    atomic_write_json(out / "sentiment_pipeline.json", report)
-    atomic_write_text(out / "sentiment_pipeline.md", "\n".join(table) + "\n")
+    stem = "sentiment_pipeline" + (f"_{args.tag}" if args.tag else "")
+    atomic_write_json(out / f"{stem}.json", report)
+    atomic_write_text(out / f"{stem}.md", "\n".join(table) + "\n")
     print("\n".join(table))
-    print(f"\nwritten: {out / 'sentiment_pipeline.json'}, {out / 'sentiment_pipeline.md'}")
+    print(f"\nwritten: {out / (stem + '.json')}, {out / (stem + '.md')}")
     return 0
 
 

@@ -350,8 +350,13 @@ def test_stripping_tensor_names_keeps_signature_outputs_and_aligns_weights():
     assert list(runs[0]) == list(runs[1])  # same signature names
     np.testing.assert_array_equal(runs[0]["logits"], runs[1]["logits"])
 
-    data = np.frombuffer(stripped, np.uint8)
+    # Records are shared: one empty buffer (0) for every tensor without constant data.
     root = schema.Model.GetRootAs(stripped, 0)
+    empty = [i for i in range(root.BuffersLength()) if root.Buffers(i).DataLength() == 0]
+    assert empty == [0]
+    assert schema.Model.GetRootAs(named, 0).BuffersLength() > root.BuffersLength()
+
+    data = np.frombuffer(stripped, np.uint8)
     for i in range(root.BuffersLength()):
         if root.Buffers(i).DataLength() >= 16:
             weights = root.Buffers(i).DataAsNumpy()
