@@ -6,11 +6,19 @@ tokenizer (fitted on the train split only) and :func:`apps.sentiment.data.make_d
 (cached ids, length buckets, per-batch padding). Each model is trained for ``--epochs`` epochs
 with Adam; the weights of the epoch with the best validation accuracy are evaluated on test.
 
+The default recipe (BiLSTM 64 units per direction over 128-d embeddings, max over the real
+time steps, word-vector dropout 0.5 and dropout 0.5 before the classifier, the first 800 tokens,
+vocabulary 20k, batch 64, Adam 1e-3, 4 epochs) reached 0.8857 test accuracy on the 24,000
+shared test reviews (best validation epoch 3), about 3 min per epoch on 2 CPU cores. The same
+model summarising by its final states, without word-vector dropout and at 400 tokens, reached
+0.8653 (see benchmarks/RESULTS.md). The validation split is carved from the training movies, so
+it reads about a point higher than the test set, whose movies are disjoint.
+
 Writes ``benchmarks/out/sentiment_imdb.json`` and ``.md`` and prints the table.
 
 Usage::
 
-    python benchmarks/sentiment_imdb.py --models bilstm --epochs 3        # the full recipe
+    python benchmarks/sentiment_imdb.py --models bilstm                   # the full recipe
     python benchmarks/sentiment_imdb.py --models bilstm --pooling last   # final-state summary
     python benchmarks/sentiment_imdb.py --models bow,lstm,bilstm,gru,mut1,mut2,mut3
     python benchmarks/sentiment_imdb.py --quick                           # smoke run
@@ -37,15 +45,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     p.add_argument("--data", default=str(SHARED / "imdb"), help="--data source (IMDB folder)")
     p.add_argument("--models", default="bilstm", help="comma-separated model names")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-len", type=int, default=400, help="tokens kept per review")
+    p.add_argument("--max-len", type=int, default=800, help="tokens kept per review")
     p.add_argument("--vocab-size", type=int, default=20000)
     p.add_argument("--embed-dim", type=int, default=128)
     p.add_argument("--units", type=int, default=64, help="hidden size per direction")
     p.add_argument("--window", type=int, default=3, help="tokens of the window model")
-    p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--embedding-dropout", type=float, default=0.0,
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--embedding-dropout", type=float, default=0.5,
                    help="rate of whole word vectors dropped (recurrent models)")  # fmt: skip
     p.add_argument("--pooling", default="max", choices=("last", "max"),
                    help="recurrent summary: final states or max over the real steps")  # fmt: skip

@@ -12,9 +12,10 @@ input pipeline differs:
 - ``pad-arrays``: ids from our tokenizer padded once to ``--max-len`` with
   ``keras.utils.pad_sequences`` and fed as numpy arrays (isolates the effect of padding).
 
-Each pipeline trains ``--epochs`` epochs of a freshly built model; examples/s is measured per
-epoch with a callback. The first epoch includes tracing; the table reports the fastest later
-epoch (the one least disturbed by other processes on a shared machine).
+Each pipeline trains ``--epochs`` epochs of a freshly built model, interleaved: one epoch of
+every pipeline per round, so load from other processes on a shared machine falls on all of them
+alike. The first epoch includes tracing and is left out; examples/s is the median over the later
+epochs, and "ours is x faster" the median over rounds of the epoch-time ratio within a round.
 Writes ``benchmarks/out/sentiment_pipeline[_TAG].json`` and ``.md`` and prints the table.
 
 Usage::
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -66,24 +68,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.limit, args.epochs, args.batch_size = 1000, 3, 32
         args.embed_dim, args.units = 32, 16
     return args
-
-
-def epoch_timer():
-    """A Keras callback recording the wall time of every epoch in ``.seconds``."""
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds: list[float] = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochTimer()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # fmt: skip
         return model
 
-    def run(name: str) -> dict:
+    def prepare(name: str) -> dict:
         t = time.perf_counter()
         vocab_size = tokenizer.vocab_size
         if name == "ours":
@@ -159,26 +143,40 @@ def main(argv: list[str] | None = None) -> int:
         prep_s = time.perf_counter() - t
         if name == "ours":
             padded_tokens = int(sum(int(np.prod(x.shape)) for x, _ in train))
-        model = fresh_model(vocab_size)
-        timer = epoch_timer()
-        model.fit(train, epochs=args.epochs, verbose=0, callbacks=[timer], **fit_kwargs)
-        # The fastest epoch after the first (tracing): the least disturbed by other processes.
-        steady = min(timer.seconds[1:] or timer.seconds)
-        return {
-            "pipeline": name,
-            "prep_s": round(prep_s, 3),
-            "epoch_s": [round(s, 3) for s in timer.seconds],
-            "examples_per_s_first_epoch": round(n / timer.seconds[0], 1),
-            "examples_per_s": round(n / steady, 1),
-            "padded_tokens_per_epoch": padded_tokens,
-            "vocab_size": vocab_size,
-        }
+        return {"name": name, "train": train, "fit_kwargs": fit_kwargs, "prep_s": prep_s,
+                "padded_tokens": padded_tokens, "vocab_size": vocab_size,
+                "model": fresh_model(vocab_size), "seconds": []}  # fmt: skip
 
-    results = [run(name.strip()) for name in args.pipelines.split(",") if name.strip()]
-    by_name = {r["pipeline"]: r for r in results}
+    runs = [prepare(name.strip()) for name in args.pipelines.split(",") if name.strip()]
+    # Interleaved: one epoch of every pipeline per round, so that other load on a shared machine
+    # falls on all of them alike; each round's ratios compare epochs run side by side.
+    for epoch in range(args.epochs):
+        for r in runs:
+            start = time.perf_counter()
+            r["model"].fit(r["train"], initial_epoch=epoch, epochs=epoch + 1, verbose=0,
+                           **r["fit_kwargs"])  # fmt: skip
+            r["seconds"].append(time.perf_counter() - start)
+    later = slice(1, None) if args.epochs > 1 else slice(None)  # epoch 1 includes tracing
+    results = []
+    for r in runs:
+        steady = statistics.median(r["seconds"][later])
+        results.append({
+            "pipeline": r["name"],
+            "prep_s": round(r["prep_s"], 3),
+            "epoch_s": [round(x, 3) for x in r["seconds"]],
+            "examples_per_s_first_epoch": round(n / r["seconds"][0], 1),
+            "examples_per_s": round(n / steady, 1),
+            "padded_tokens_per_epoch": r["padded_tokens"],
+            "vocab_size": r["vocab_size"],
+        })  # fmt: skip
+    by_name = {r["name"]: r for r in runs}
     if "ours" in by_name:
-        for r in results:
-            r["speedup_of_ours"] = round(by_name["ours"]["examples_per_s"] / r["examples_per_s"], 2)
+        ours = by_name["ours"]["seconds"][later]
+        for result, r in zip(results, runs):
+            # median over rounds of (their epoch time / our epoch time in the same round)
+            ratios = [theirs / mine for theirs, mine in zip(r["seconds"][later], ours)]
+            result["speedup_of_ours"] = round(statistics.median(ratios), 2)
+            result["speedup_of_ours_per_round"] = [round(x, 2) for x in ratios]
     gpus = tf.config.list_physical_devices("GPU")
     report = {
         "benchmark": "sentiment_pipeline",
@@ -199,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.batch_size}, max_len {args.max_len}, {report['device']}"
     )
     header = (
-        "| pipeline | prep s | epoch s (first → last) | examples/s (fastest later epoch) "
+        "| pipeline | prep s | epoch s (first → last) | examples/s (median later epoch) "
         "| padded tokens/epoch | ours is × faster |"
     )
     table = [title, "", header, "|---|---:|---:|---:|---:|---:|"]

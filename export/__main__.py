@@ -18,7 +18,6 @@ import re
 import shutil
 import sys
 import traceback
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from apps.common.cli import ArgumentParser, HelpFormatter, import_backend
 from apps.common.errors import UsageError
 from apps.common.progress import Progress
+from apps.common.rundir import load_keras_model
 
 FORMATS = ("tflite", "saved_model")
 QUANTIZE_CHOICES = ("none", "float16", "dynamic", "int8")
@@ -115,22 +115,11 @@ def load_run_model(run_dir: Path, modules: Sequence[str] = ()):
     path = run_dir / "model.keras"
     if not path.is_file():
         raise UsageError(f"RUN_DIR: {run_dir} has no model.keras (train first)")
-    if not zipfile.is_zipfile(path):
-        raise UsageError(f"RUN_DIR: {path} is truncated or not a .keras file (not a zip archive)")
-    import keras
-
     import seqlayers  # noqa: F401 - registers the custom layers
 
     for module in modules:
         importlib.import_module(module)
-
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as err:  # noqa: BLE001 - zip / h5 / config errors all mean "bad file"
-        first = " ".join(str(err).split())[:200] or type(err).__name__
-        raise UsageError(
-            f"RUN_DIR: {path} is truncated or not a loadable Keras model ({type(err).__name__}: {first})"
-        ) from None
+    return load_keras_model(path, flag="RUN_DIR")
 
 
 def synthetic_inputs(model, seq_len: int, count: int, seed: int) -> dict[str, Any]:

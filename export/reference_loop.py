@@ -1,11 +1,12 @@
 """Generate with exported one-step TFLite models, as a phone app would: NumPy + LiteRT only.
 
-This module imports no TensorFlow and no Keras: only NumPy, ``ai_edge_litert`` and
-:mod:`apps.common.decoding` (NumPy-only). It reads ``manifest.json`` to learn how each step
-model loops (which input is the token, which output feeds which state, what stays constant,
-which encoder output fills which input — see :class:`export.steps.StepLayout`), and runs the
-very decoders the apps use (``greedy`` / ``sample`` / ``beam_search``) over the ``.tflite``
-file. It is the reference a phone implementation can be checked against, token for token.
+This module imports no TensorFlow and no Keras: only NumPy, ``ai_edge_litert``,
+:mod:`export.ops` (its file checks) and :mod:`apps.common.decoding` (NumPy-only). It reads
+``manifest.json`` to learn how each step model loops (which input is the token, which output
+feeds which state, what stays constant, which encoder output fills which input — see
+:class:`export.steps.StepLayout`), and runs the very decoders the apps use (``greedy`` /
+``sample`` / ``beam_search``) over the ``.tflite`` file. It is the reference a phone
+implementation can be checked against, token for token.
 
 Example:
 
@@ -35,15 +36,26 @@ from typing import Any
 import numpy as np
 
 from apps.common import decoding
+from export.ops import InvalidTFLiteModelError, read_model_bytes
 
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_KEY = "serving_default"
 
 
-def _read_bytes(model: str | os.PathLike | bytes) -> bytes:
-    if isinstance(model, (bytes, bytearray)):
-        return bytes(model)
-    return Path(model).read_bytes()
+def _load_interpreter(model: str | os.PathLike | bytes, num_threads: int) -> Any:
+    """A LiteRT interpreter of ``model``; a truncated or foreign file is an
+    :class:`~export.ops.InvalidTFLiteModelError` (a ``ValueError``) naming the file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    data = read_model_bytes(model)  # missing, empty, or no 'TFL3' identifier
+    try:
+        return Interpreter(model_content=data, num_threads=num_threads)
+    except (ValueError, RuntimeError) as err:  # the flatbuffer verifier's verdict
+        where = "the given bytes" if isinstance(model, (bytes, bytearray)) else str(model)
+        first = " ".join(str(err).split())[:160] or type(err).__name__
+        raise InvalidTFLiteModelError(
+            f"{where} is truncated or not a valid .tflite file ({len(data)} bytes; {first})"
+        ) from None
 
 
 def find_export(folder: str | os.PathLike, name: str, quantization: str = "none") -> dict[str, Any]:
@@ -93,9 +105,7 @@ class TFLiteFunction:
         num_threads: int = 1,
         signature_key: str = SIGNATURE_KEY,
     ) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._interpreter = Interpreter(model_content=_read_bytes(model), num_threads=num_threads)
+        self._interpreter = _load_interpreter(model, num_threads)
         self._runner = self._interpreter.get_signature_runner(signature_key)
         details = self._runner.get_input_details()
         self.input_dtypes = {n: np.dtype(d["dtype"]) for n, d in details.items()}

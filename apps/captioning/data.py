@@ -173,16 +173,19 @@ def read_flickr_captions(path: Path) -> list[tuple[str, str]]:
             key, caption = line.split("\t", 1)
             rows.append((key.split("#", 1)[0].strip(), caption.strip()))
         return rows
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or [h.strip().lower() for h in header[:2]] != ["image", "caption"]:
-        raise DataError(f"{FLAG}: {path} must start with the header 'image,caption'")
-    for n, row in enumerate(reader, 2):
-        if not row or not "".join(row).strip():
-            continue
-        if len(row) < 2:
-            raise DataError(f"{FLAG}: {path} line {n}: expected 'image,caption'")
-        rows.append((row[0].strip(), ",".join(row[1:]).strip()))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None or [h.strip().lower() for h in header[:2]] != ["image", "caption"]:
+            raise DataError(f"{FLAG}: {path} must start with the header 'image,caption'")
+        for row in reader:
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) < 2:
+                raise DataError(f"{FLAG}: {path} line {reader.line_num}: expected 'image,caption'")
+            rows.append((row[0].strip(), ",".join(row[1:]).strip()))
+    except csv.Error as e:
+        raise DataError(f"{FLAG}: {path} line {reader.line_num}: malformed CSV ({e})") from None
     return rows
 
 

@@ -130,14 +130,12 @@ def load_tokenizer(run: RunDir) -> Any:
 
 def load_trained(run: RunDir) -> TrainedRun:
     """Load ``model.keras`` (safe mode), ``vocab.json`` and the input geometry of a run."""
-    import keras
-
     import seqlayers  # noqa: F401  (registers the custom layers)
     from apps.captioning.model import is_feature_model
 
     config, _ = read_run_config(run)
     tokenizer = load_tokenizer(run)
-    model = keras.saving.load_model(run.require_model(), safe_mode=True)
+    model = run.load_model()
     if is_feature_model(model):
         raise RunDirError(
             f"--run-dir: {run.path}: training stopped before the encoder was joined to the "
@@ -234,12 +232,10 @@ def _encoder_key(config: CaptioningConfig, size: int, channels: int) -> dict[str
 
 def _finish_frozen(run: RunDir, config: CaptioningConfig, encoder: Any) -> None:
     """Join the frozen encoder in front of the best feature model (``model.keras``)."""
-    import keras
-
     import seqlayers  # noqa: F401
     from apps.captioning.model import compose_full_model, is_feature_model
 
-    best = keras.saving.load_model(run.require_model(), safe_mode=True)
+    best = run.load_model()
     if not is_feature_model(best):
         return
     full = compose_full_model(best, encoder)

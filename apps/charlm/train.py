@@ -24,7 +24,7 @@ import numpy as np
 
 from apps.charlm.config import CharLMConfig
 from apps.common.errors import RunDirError
-from apps.common.rundir import RunDir, atomic_output, atomic_write_json
+from apps.common.rundir import RunDir, atomic_output, atomic_write_json, load_keras_model
 
 APP_MODULE = "apps.charlm"
 TIMING_FILE = "train_time.json"  # in checkpoints/: seconds spent in fit, summed over resumes
@@ -125,16 +125,10 @@ def load_vocab(run: RunDir) -> Any:
 
 def load_model_file(path: os.PathLike) -> Any:
     """A saved model, loaded with ``safe_mode=True`` (after registering the custom objects)."""
-    import keras
-
     import seqlayers  # noqa: F401  (registers the custom layers)
     from apps.charlm import model as _model  # noqa: F401  (registers bits_per_char)
 
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as e:  # noqa: BLE001 - zip / config errors all mean "bad file"
-        first = " ".join(str(e).split())[:200] or type(e).__name__
-        raise RunDirError(f"--run-dir: {path} is not a loadable model ({first})") from None
+    return load_keras_model(path, compile=False)
 
 
 def load_trained(run: RunDir) -> TrainedRun:

@@ -30,10 +30,12 @@ Example (``apps/<app>/__main__.py``)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import math
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -42,7 +44,7 @@ from typing import Any
 
 from apps.common.config import SIZES, AppConfig
 from apps.common.errors import UsageError
-from apps.common.rundir import RunDir, default_run_dir
+from apps.common.rundir import BACKUP_SUBDIR, RunDir, check_backup, default_run_dir
 from apps.common.sources import Source, parse_source
 
 
@@ -284,7 +286,12 @@ def prepare_training(app: AppSpec, args: argparse.Namespace) -> tuple[AppConfig,
     A new run dir gets the resolved config. An existing run dir of the app keeps its own
     config: flags (and ``--size`` / ``--config`` when given) may change only the fields in
     ``config_cls.RESUMABLE`` (e.g. ``epochs``); anything else is a :class:`UsageError`, so a
-    resumed run cannot silently change the architecture.
+    resumed run cannot silently change the architecture. A damaged checkpoint is refused
+    (:func:`~apps.common.rundir.check_backup`) before the config is rewritten.
+
+    A new run dir is noted on ``args``: when the command then fails before training wrote a
+    model or a checkpoint (bad data found while loading it, say), :func:`main` removes it again,
+    so a failed start leaves no run dir whose config would pin the next attempt.
 
     Returns:
         ``(config, run_dir, resumed)``; ``config.json`` is written.
@@ -293,10 +300,13 @@ def prepare_training(app: AppSpec, args: argparse.Namespace) -> tuple[AppConfig,
     existing = Path(path).is_dir() and RunDir.owner(path) is not None
     if not existing:
         config = config_from_args(app, args)
-        run = RunDir.prepare(path, app.module)
+        created = _missing_folders(Path(path))
+        run = RunDir.prepare(path, app.module)  # refuses a folder that is neither new nor empty
+        args.fresh_run_dir = created
         run.write_config(config.to_dict())
         return config, run, False
     run = RunDir.open(path, app.module)
+    check_backup(run.checkpoints / BACKUP_SUBDIR)
     saved = app.config_cls.from_dict(run.read_config(), source=f"{run.config_json}")
     if args.size is not None or args.config is not None:
         wanted = config_from_args(app, args)
@@ -317,6 +327,39 @@ def prepare_training(app: AppSpec, args: argparse.Namespace) -> tuple[AppConfig,
     if wanted != saved:
         run.write_config(wanted.to_dict())
     return wanted, run, True
+
+
+def _missing_folders(path: Path) -> tuple[Path, list[Path]]:
+    """``(path, [path and its ancestors that do not exist yet, deepest first])``."""
+    return path, [p for p in (path, *path.parents) if not p.exists()]
+
+
+def _discard_unstarted_run(args: argparse.Namespace | None) -> None:
+    """Undo :func:`prepare_training`'s new run dir when nothing was trained in it.
+
+    Only a run dir this command created (or an empty folder it filled) is touched, and only
+    while it holds no ``model.keras`` and no checkpoint file; the folders created above it are
+    removed when they are empty.
+    """
+    fresh = getattr(args, "fresh_run_dir", None)
+    if fresh is None:
+        return
+    path, created = fresh
+    if not path.is_dir() or (path / "model.keras").exists():
+        return
+    if any(p.is_file() for p in (path / "checkpoints").rglob("*")):
+        return
+    with contextlib.suppress(OSError):  # best effort: the failure being reported matters more
+        if path not in created:  # the empty folder the user gave: empty it again
+            for child in path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+            return
+        shutil.rmtree(path)
+        for folder in created[1:]:
+            folder.rmdir()  # OSError once a folder is not empty: something else lives there
 
 
 # ------------------------------------------------------------------ backend
@@ -392,6 +435,7 @@ def main(
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     by_name = {v.name: v for v in verbs}
+    args = None
     try:
         if argv and argv[0] in by_name:
             verb, rest, is_main = by_name[argv[0]], argv[1:], False
@@ -411,14 +455,17 @@ def main(
         status = verb.run(args)
         return int(status or 0)
     except UsageError as e:
+        _discard_unstarted_run(args)
         sys.stdout.flush()
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     except SystemExit as e:  # --help
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     except KeyboardInterrupt:
+        _discard_unstarted_run(args)
         print("interrupted", file=sys.stderr)
         return 130
     except Exception:  # noqa: BLE001 - any other failure: exit 1 with its traceback
+        _discard_unstarted_run(args)
         traceback.print_exc()
         return 1

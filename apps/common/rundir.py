@@ -12,7 +12,8 @@ Layout (see CONVENTIONS.md)::
 
 Every write goes through :func:`atomic_output`: the data is written to a temporary name in the
 same folder, flushed to disk, then renamed over the target, so a reader (or a killed run) never
-sees a half-written file.
+sees a half-written file. Every read of a ``.keras`` file goes through :func:`load_keras_model`
+(``safe_mode=True``, one-line errors for truncated, corrupt or code-carrying files).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,9 @@ from apps.common.errors import RunDirError
 
 RUN_DIR_FORMAT = 1
 SUBDIRS = ("checkpoints", "plots", "logs", "samples", "export")
+BACKUP_SUBDIR = "backup"  # checkpoints/backup/: keras' BackupAndRestore folder and its files
+BACKUP_WEIGHTS = "latest.weights.h5"
+BACKUP_METADATA = "training_metadata.json"
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -116,6 +121,83 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> None:
     """Write ``obj`` as JSON (UTF-8, trailing newline) to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def load_keras_model(path: str | os.PathLike, *, compile: bool = True, flag: str = "--run-dir"):
+    """Load a ``.keras`` file with ``safe_mode=True``; every failure is one :class:`RunDirError`.
+
+    Register the custom layers first (``import seqlayers`` and the app's model module). Safe mode
+    refuses files that carry Python code (a ``Lambda`` layer's bytecode) instead of running it.
+
+    Args:
+        path: the ``.keras`` file (usually ``RUN_DIR/model.keras``).
+        compile: whether to restore the training configuration (loss, optimizer).
+        flag: the flag (or argument) named in error messages.
+
+    Raises:
+        RunDirError: the file is missing, truncated or not a zip archive, holds code that safe
+            mode refuses, or is otherwise not a loadable Keras model.
+    """
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"{flag}: no such model file: {path}")
+    if not zipfile.is_zipfile(path):
+        raise RunDirError(f"{flag}: {path} is truncated or not a .keras file (not a zip archive)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=compile)
+    except Exception as e:  # noqa: BLE001 - zip / h5 / config errors all mean "bad file"
+        text = " ".join(str(e).split())
+        if "safe_mode" in text:
+            raise RunDirError(
+                f"{flag}: {path} holds Python code (e.g. a Lambda layer) that safe mode refuses "
+                "to run; load only models you trained or trust"
+            ) from None
+        first = text[:200] or type(e).__name__
+        raise RunDirError(
+            f"{flag}: {path} is truncated or not a loadable Keras model "
+            f"({type(e).__name__}: {first})"
+        ) from None
+
+
+def _unreadable_h5(path: Path) -> str | None:
+    """Why the HDF5 file ``path`` cannot be opened, or ``None`` when it can."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return None
+    except (OSError, ValueError) as e:
+        return " ".join(str(e).split())[:160] or type(e).__name__
+
+
+def check_backup(backup_dir: str | os.PathLike) -> None:
+    """Refuse a resumable training state that cannot be resumed, with one :class:`RunDirError`.
+
+    The state in ``backup_dir`` (``checkpoints/backup/``) is damaged when its metadata names an
+    epoch but its weights cannot be opened, and keras has no readable ``.bkp`` copy to fall back
+    on. What a kill leaves behind (metadata missing or cut short) is not damage:
+    :func:`apps.common.training.restored_epoch` repairs it. Pure Python (h5py), so a train
+    command checks it before it writes anything.
+    """
+    backup_dir = Path(backup_dir)
+    weights = backup_dir / BACKUP_WEIGHTS
+    try:
+        meta = json.loads((backup_dir / BACKUP_METADATA).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(meta, dict) or not isinstance(meta.get("epoch"), int):
+        return
+    if not weights.is_file():
+        return
+    problem = _unreadable_h5(weights)
+    previous = Path(f"{weights}.bkp")
+    if problem is not None and (not previous.is_file() or _unreadable_h5(previous) is not None):
+        raise RunDirError(
+            f"--run-dir: checkpoint {weights} is truncated or corrupt ({problem}); delete "
+            f"{backup_dir} to train from epoch 0, or give a new --run-dir"
+        )
 
 
 def default_run_dir(app: str, root: str | os.PathLike = "runs") -> Path:
@@ -333,6 +415,10 @@ class RunDir:
                 "finish one epoch)"
             )
         return self.model_path
+
+    def load_model(self, *, compile: bool = True):
+        """``model.keras`` loaded by :func:`load_keras_model` (safe mode, one-line errors)."""
+        return load_keras_model(self.require_model(), compile=compile)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r}, app={self.app!r})"

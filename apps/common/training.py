@@ -33,12 +33,17 @@ from typing import Any
 import keras
 
 from apps.common import plots
-from apps.common.rundir import RunDir, atomic_output, atomic_write_json, atomic_write_text
+from apps.common.rundir import (
+    BACKUP_METADATA,
+    BACKUP_SUBDIR,
+    BACKUP_WEIGHTS,
+    RunDir,
+    atomic_output,
+    atomic_write_json,
+    atomic_write_text,
+)
 
-BACKUP_SUBDIR = "backup"
 BEST_STATE = "best.json"
-_WEIGHTS = "latest.weights.h5"  # the names keras' BackupAndRestore uses in its folder
-_METADATA = "training_metadata.json"
 
 
 def seed_everything(seed: int) -> None:
@@ -143,9 +148,11 @@ def restored_epoch(backup_dir: str | os.PathLike) -> int:
 
     Repairs what a kill can leave behind: an unreadable metadata file is replaced by keras'
     ``.bkp`` copy when that one is whole; otherwise the partial backup is removed (fresh start).
+    (Weights damaged otherwise are refused before training starts: the train commands call
+    :func:`~apps.common.rundir.check_backup` when they open a run dir to resume.)
     """
     backup_dir = Path(backup_dir)
-    meta_path, weights = backup_dir / _METADATA, backup_dir / _WEIGHTS
+    meta_path, weights = backup_dir / BACKUP_METADATA, backup_dir / BACKUP_WEIGHTS
     if not meta_path.exists() and not weights.exists():
         return 0
     meta = _load_metadata(meta_path)

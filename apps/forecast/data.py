@@ -209,7 +209,15 @@ def _parse_times(texts: Sequence[str], column: str, name: str) -> np.ndarray:
         raise DataError(
             f"--data: {name} row {i + 2}, column {column!r}: {texts[i]!r} is not an ISO 8601 time"
         )
-    times = parsed.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+    naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    outside = np.flatnonzero(((naive < pd.Timestamp.min) | (naive > pd.Timestamp.max)).to_numpy())
+    if len(outside):  # the nanosecond grid would wrap them around silently
+        i = int(outside[0])
+        raise DataError(
+            f"--data: {name} row {i + 2}, column {column!r}: {texts[i]!r} is outside the times "
+            f"the app handles ({pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d})"
+        )
+    times = naive.to_numpy(dtype="datetime64[ns]")
     steps = np.diff(times.astype(np.int64))
     if np.any(steps == 0):
         i = int(np.flatnonzero(steps == 0)[0])

@@ -92,8 +92,6 @@ def read_run_config(run: RunDir) -> tuple[ForecastConfig, dict[str, Any]]:
 
 def load_trained(run: RunDir) -> TrainedRun:
     """Load ``model.keras`` (safe mode), ``scaler.json`` and ``baselines.json`` of a run."""
-    import keras
-
     import seqlayers  # noqa: F401  (registers the custom layers)
     from apps.forecast import model as _model  # noqa: F401  (registers the app's layers)
 
@@ -102,7 +100,7 @@ def load_trained(run: RunDir) -> TrainedRun:
         raise RunDirError(f"--run-dir: {run.config_json} has no 'columns' (was training started?)")
     scaler = Scaler.from_dict(run.read_json(SCALER_FILE))
     base = run.read_json(BASELINES_FILE)
-    model = keras.saving.load_model(run.require_model(), safe_mode=True)
+    model = run.load_model()
     return TrainedRun(run, config, meta, scaler, base, model)
 
 

@@ -96,8 +96,6 @@ def read_run_config(run: RunDir) -> tuple[MusicConfig, dict[str, Any]]:
 
 def load_trained(run: RunDir) -> TrainedRun:
     """Load ``model.keras`` (safe mode, after ``import seqlayers``) and the run's tables."""
-    import keras
-
     import seqlayers  # noqa: F401  (registers the custom layers)
 
     config, _ = read_run_config(run)
@@ -110,7 +108,7 @@ def load_trained(run: RunDir) -> TrainedRun:
             raise RunDirError(
                 f"--run-dir: {run.vocab_json} is not an event vocabulary ({e})"
             ) from None
-    model = keras.saving.load_model(run.require_model(), safe_mode=True)
+    model = run.load_model()
     return TrainedRun(run, config, model, codec)
 
 

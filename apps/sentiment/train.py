@@ -117,8 +117,6 @@ def read_run_config(run: RunDir) -> tuple[SentimentConfig, dict[str, Any]]:
 
 def load_trained(run: RunDir) -> TrainedRun:
     """Load ``model.keras`` (safe mode), ``vocab.json`` and the labels of a trained run."""
-    import keras
-
     import seqlayers  # noqa: F401  (registers the custom layers)
     from apps.common.text import WordTokenizer
     from apps.sentiment import model as _model  # noqa: F401  (registers the app's layers)
@@ -135,7 +133,7 @@ def load_trained(run: RunDir) -> TrainedRun:
         ) from None
     except ValueError as e:
         raise RunDirError(f"--run-dir: {e}") from None
-    model = keras.saving.load_model(run.require_model(), safe_mode=True)
+    model = run.load_model()
     return TrainedRun(run, config, tokenizer, [str(x) for x in labels], model)
 
 

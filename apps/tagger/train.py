@@ -84,14 +84,12 @@ def load_vocab(run: RunDir) -> Vocab:
 
 def load_trained(run: RunDir) -> TrainedRun:
     """Load ``model.keras`` (safe mode), ``vocab.json`` and the config of a trained run."""
-    import keras
-
     import seqlayers  # noqa: F401  (registers the seqlayers cells)
     from apps.tagger import model as _model  # noqa: F401  (registers the app's layers)
 
     config, meta = read_run_config(run)
     vocab = load_vocab(run)
-    model = keras.saving.load_model(run.require_model(), safe_mode=True)
+    model = run.load_model()
     return TrainedRun(run, config, vocab, model, meta)
 
 

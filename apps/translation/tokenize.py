@@ -45,8 +45,27 @@ BPE_MAX_TYPES = 4000
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _SPACES = re.compile(r"\s+")
-_WORD = r"[^\W_]"  # letters, digits (and, with NFKC input, marks follow their letters)
-_TOKEN = re.compile(rf"(?:{_WORD}|[\u0300-\u036f])+(?:'(?:{_WORD}|[\u0300-\u036f])+)*|\S")
+_WORD = r"[^\W_]"  # letters and digits; combining marks (Unicode M*) are added below
+
+
+@functools.lru_cache(maxsize=1)
+def _token_pattern() -> re.Pattern[str]:
+    """A word (letters, marks, digits; inner apostrophes) or any other single character.
+
+    ``\\w`` leaves out the combining marks that NFKC does not compose with their letter (the
+    vowel signs of Devanagari, Thai, Myanmar, Arabic harakat, ...), so the class of every
+    Unicode mark (category M*) is added: a word then splits where :func:`is_word` says.
+    """
+    ranges: list[list[int]] = []
+    for cp in range(0x110000):
+        if unicodedata.category(chr(cp))[0] == "M":
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1][1] = cp
+            else:
+                ranges.append([cp, cp])
+    marks = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+    char = rf"(?:{_WORD}|[{marks}])"
+    return re.compile(rf"{char}+(?:'{char}+)*|\S")
 
 
 def normalize(text: str, *, lowercase: bool = False) -> str:
@@ -91,7 +110,7 @@ def split_tokens(text: str, *, lowercase: bool = False) -> list[str]:
 def _split_cached(text: str, lowercase: bool) -> tuple[str, ...]:
     tokens: list[str] = []
     for chunk in normalize(text, lowercase=lowercase).split(" "):
-        pieces = _TOKEN.findall(chunk)
+        pieces = _token_pattern().findall(chunk)
         for i, piece in enumerate(pieces):
             if i > 0:
                 if not is_word(piece):

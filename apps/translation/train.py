@@ -135,14 +135,12 @@ def read_run_config(run: RunDir) -> tuple[TranslationConfig, dict[str, Any]]:
 
 def load_trained(run: RunDir) -> TrainedRun:
     """Load ``model.keras`` (safe mode) and ``vocab.json`` of a trained run."""
-    import keras
-
     import seqlayers  # noqa: F401  (registers the custom layers)
     from apps.translation import model as _model  # noqa: F401  (registers the app's layers)
 
     config, meta = read_run_config(run)
     source, target = load_tokenizers(run)
-    model = keras.saving.load_model(run.require_model(), safe_mode=True, compile=False)
+    model = run.load_model(compile=False)
     return TrainedRun(run, config, meta, source, target, model)
 
 
