@@ -7,10 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
-
-def _mask_fill_value(dtype: str) -> float:
-    """A large negative score that stays finite in ``dtype`` (float16 tops out at 65504)."""
-    return -3.0e4 if "float16" in str(dtype) and "bfloat16" not in str(dtype) else -1.0e9
+# How far below the lowest possible real score masked positions go: exp(-20) ~ 2e-9.
+MASK_MARGIN = 20.0
 
 
 @keras.saving.register_keras_serializable(package="seqlayers")
@@ -29,8 +27,11 @@ class BahdanauAttention(keras.layers.Layer):
     them once per source sequence with `precompute_keys` and pass them back through
     ``keys=`` at every step; only ``s W_a`` is then computed per step.
 
-    Masked positions get a large negative score before the softmax and the weights are then
-    multiplied by the mask, so their weights are exactly 0 and the unmasked weights sum to 1.
+    Masked positions get the score ``-(||v_a||_1 + 20)`` before the softmax — 20 below any
+    score a real position can have, since ``|e_j| <= ||v_a||_1`` — and the weights are then
+    multiplied by the mask, so their weights are exactly 0 and the unmasked weights sum to 1
+    within ``Tv * 2e-9``. (A fill close to the real scores, unlike ``-1e9``, leaves an int8
+    quantized softmax input its resolution.)
     A row whose positions are all masked has all-zero weights and a zero context (no NaN).
 
     Args:
@@ -154,7 +155,11 @@ class BahdanauAttention(keras.layers.Layer):
         # alpha = softmax over unmasked positions; masked ones exactly 0
         if mask is not None:
             valid = ops.expand_dims(ops.cast(mask, "bool"), 1)  # (B, 1, Tv)
-            fill = ops.full_like(scores, _mask_fill_value(scores.dtype))
+            # |e_ij| <= ||v_a||_1 (tanh is bounded), so this fill is MASK_MARGIN below every real
+            # score: masked positions take at most ~2e-9 of the mass before being zeroed below.
+            # A fill near the real scores (not -1e9) keeps int8 softmax inputs finely quantized.
+            lowest = ops.sum(ops.abs(ops.cast(self.v_a, scores.dtype)))
+            fill = ops.zeros_like(scores) - (lowest + MASK_MARGIN)
             scores = ops.where(valid, scores, fill)
         weights = ops.softmax(scores, axis=-1)
         if mask is not None:

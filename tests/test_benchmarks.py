@@ -229,3 +229,46 @@ def test_runner_runs_a_suite_benchmark(tmp_path, capsys):
         "vanilla vs keras_simple_rnn, units 4", "vanilla vs keras_gru, units 4"
     ]  # fmt: skip
     assert "| units |" in capsys.readouterr().out
+
+
+# --- export_apps (benchmarks/export_apps.py) -------------------------------------------------
+def test_export_apps_targets_compare_with_float32():
+    from benchmarks import export_apps
+
+    def record(none, dynamic, int8, unit="%", higher=True, share=0.25):
+        rows = [{"export": "none", "quantization": "none", "metric": none, "builtin": True,
+                 "max_abs_diff": 1e-6, "share_of_float32": 1.0},
+                {"export": "dynamic", "quantization": "dynamic", "metric": dynamic,
+                 "builtin": True, "max_abs_diff": 1e-2, "share_of_float32": 0.3},
+                {"export": "int8", "quantization": "int8", "metric": int8, "builtin": True,
+                 "max_abs_diff": 1e-1, "share_of_float32": share}]  # fmt: skip
+        metric = {"unit": unit, "higher_is_better": higher}
+        return {"exports": rows, "steps": [], "errors": [], "metric": metric}
+
+    t = export_apps.targets(record(80.0, 79.5, 78.5))
+    assert t == {"builtin_only": True, "float_parity": True, "dynamic_metric": True,
+                 "int8_metric": False, "int8_size": True}  # fmt: skip
+    t = export_apps.targets(record(0.50, 0.505, 0.52, unit="", higher=False, share=0.4))
+    assert (t["dynamic_metric"], t["int8_metric"], t["int8_size"]) == (True, False, False)
+
+
+def test_export_apps_quick_trains_exports_and_scores_one_app(tmp_path):
+    from benchmarks import export_apps
+
+    argv = ["--quick", "--apps", "sentiment", "--quantizations", "none,int8",
+            "--work", str(tmp_path / "runs"), "--out", str(tmp_path), "--latency-runs", "1",
+            "--parity-examples", "8", "--metric-examples", "48"]  # fmt: skip
+    assert export_apps.main(argv) == 0
+    (rec,) = json.loads((tmp_path / "export_apps.json").read_text())["apps"]
+    assert rec["budget"] == list(export_apps.QUICK_BUDGETS["sentiment"])
+    assert rec["train"]["seconds"] > 0 and not rec["errors"]
+    rows = {r["export"]: r for r in rec["exports"]}
+    assert list(rows) == ["none", "int8", "none T=24"]  # float32 again at int8's length
+    assert all(r["builtin"] and 0 < r["weight_bytes"] < r["bytes"] for r in rows.values())
+    assert rows["int8"]["share_of_float32"] == rows["int8"]["bytes"] / rows["none T=24"]["bytes"]
+    assert rows["none"]["max_abs_diff"] <= export_apps.FLOAT_PARITY_MAX
+    assert rec["metric"]["name"] == "test accuracy (48 texts)"
+    assert all(0 <= r["metric"] <= 100 and 0 <= r["real_agreement"] <= 1 for r in rows.values())
+    assert rec["targets"]["builtin_only"] and rec["targets"]["float_parity"]
+    md = (tmp_path / "export_apps.md").read_text()
+    assert "| sentiment | int8 | 24 |" in md and "Command: `" in md and "### Targets" in md

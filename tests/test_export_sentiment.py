@@ -84,6 +84,18 @@ def test_saved_model_text_signature_matches_python_tokenizer(run_dir, tmp_path):
     np.testing.assert_allclose(got, keras.ops.convert_to_numpy(model(padded)), rtol=0, atol=1e-6)
 
 
+def test_int8_calibration_set_reaches_max_length(run_dir):
+    from apps.sentiment.export_hook import _ids, representative_inputs
+
+    real = _ids(run_dir, CONFIG, "train")
+    calibration = representative_inputs(run_dir, CONFIG)
+    # training texts joined up to max_length first (a BiLSTM calibrated on short texts only
+    # fails to load under XNNPACK), then every 8th; every real text kept, in order
+    assert len(calibration[0]) == CONFIG["max_length"]
+    assert [x for x in calibration if isinstance(x, list)] == real
+    assert len(calibration) > len(real)
+
+
 def test_int8_calibrates_on_training_texts_at_max_length(run_dir):
     assert main([str(run_dir), "--format", "tflite", "--quantize", "int8", "--quiet"]) == 0
     entry = read_manifest(run_dir / "export")["exports"]["model_int8_T10.tflite"]

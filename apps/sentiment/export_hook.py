@@ -5,7 +5,9 @@
 classes)``:
 
 - representative / parity inputs: the first texts of the training / test split, encoded
-  exactly as training encodes them (run's ``vocab.json``, ``max_length``);
+  exactly as training encodes them (run's ``vocab.json``, ``max_length``); the calibration
+  set also holds training texts joined up to ``max_length`` tokens (a bidirectional model
+  calibrated on short texts only fails to load under XNNPACK, see :mod:`export.calibration`);
 - text signature: the SavedModel ``serve_text`` signature tokenises raw strings with TF ops;
 - tables: ``vocab.json`` (the ``WordTokenizer`` vocabulary);
 - default sequence length: ``max_length`` (``int8`` needs a fixed one).
@@ -42,9 +44,13 @@ def _ids(run_dir: Path, config: Config, split: str) -> list[list[int]]:
     return encode_texts(texts[:EXAMPLES], _tokenizer(run_dir), default_seq_len(config))
 
 
-def representative_inputs(run_dir: Path, config: Config) -> list[list[int]]:
-    """Up to 256 encoded training texts (``int8`` calibration)."""
-    return _ids(run_dir, config, "train")
+def representative_inputs(run_dir: Path, config: Config) -> list[Any]:
+    """Up to 256 encoded training texts (``int8`` calibration), mixed with training texts
+    joined end to end up to ``max_length`` tokens so that every step of the fixed-length
+    export is calibrated on real tokens (see :mod:`export.calibration`)."""
+    from export.calibration import with_full_length
+
+    return with_full_length(_ids(run_dir, config, "train"), default_seq_len(config))
 
 
 def parity_inputs(run_dir: Path, config: Config) -> list[list[int]]:
