@@ -310,6 +310,7 @@ def _parity_inputs(args, hook, run_dir, config, model, seq_len, representative):
 def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
     from apps.common.rundir import atomic_write_bytes
     from export import manifest as mf
+    from export.ops import ModelAllocationError, NonBuiltinOpsError
     from export.parity import parity_report, tflite_latency_ms
     from export.tflite import UnsupportedExportError, as_examples, convert_to_tflite, input_names
 
@@ -330,7 +331,7 @@ def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
                 model, seq_len=seq_len, quantization=args.quantize,
                 representative_inputs=representative, strip_names=not args.keep_tensor_names,
             )  # fmt: skip
-        except UnsupportedExportError as err:
+        except (UnsupportedExportError, NonBuiltinOpsError, ModelAllocationError) as err:
             raise UsageError(f"unsupported export: {err}") from None
 
     parity_inputs, origin = _parity_inputs(
@@ -419,6 +420,7 @@ def _export_step_models(args, run_dir, config, hook, model, source, out, main_in
     Returns:
         ``[(target path, .tflite bytes, manifest entry fields)]``, written by the caller.
     """
+    from export.ops import ModelAllocationError, NonBuiltinOpsError
     from export.parity import tflite_latency_ms
     from export.steps import (
         RUN_ONCE,
@@ -456,7 +458,7 @@ def _export_step_models(args, run_dir, config, hook, model, source, out, main_in
                 exported[name] = export_step_model(
                     step, name, quantization=args.quantize, strip_names=not args.keep_tensor_names
                 )
-            except UnsupportedExportError as err:
+            except (UnsupportedExportError, NonBuiltinOpsError, ModelAllocationError) as err:
                 raise UsageError(f"unsupported export of step model {name}: {err}") from None
     files = {name: f"{name}{suffix}.tflite" for name in exported}
     layouts = {layout.name: layout for layout in link_layouts(

@@ -47,6 +47,11 @@ class NonBuiltinOpsError(ValueError):
         self.offending = offending
 
 
+class ModelAllocationError(ValueError):
+    """A TFLite model of builtin ops that the LiteRT interpreter (with its default XNNPACK
+    delegate) still cannot prepare, e.g. int8 requantization scales XNNPACK rejects."""
+
+
 @dataclasses.dataclass(frozen=True)
 class OpRecord:
     """One operator of a TFLite model.
@@ -221,8 +226,8 @@ def assert_builtin_only(model: ModelSource, keras_model=None) -> list[str]:
         The sorted op names (as :func:`list_ops`).
 
     Raises:
-        NonBuiltinOpsError: naming each Flex / custom op (and its layer when known), or when the
-            builtin interpreter cannot allocate the model.
+        NonBuiltinOpsError: naming each Flex / custom op (and its layer when known).
+        ModelAllocationError: the ops are builtin but the interpreter cannot allocate the model.
         InvalidTFLiteModelError: when the model is truncated or not a TFLite flatbuffer.
     """
     records = op_records(model)
@@ -244,7 +249,8 @@ def assert_builtin_only(model: ModelSource, keras_model=None) -> list[str]:
     try:
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as err:
-        raise NonBuiltinOpsError(
-            f"builtin LiteRT interpreter cannot allocate the model: {str(err).strip()[:300]}", []
+        first = " ".join(str(err).split())[:300]
+        raise ModelAllocationError(
+            f"the LiteRT interpreter cannot allocate the model (its ops are builtin): {first}"
         ) from err
     return sorted({r.name for r in records})

@@ -165,3 +165,18 @@ def test_manifest_keeps_entries_of_existing_files_only(tmp_path):
     (tmp_path / "a.tflite").unlink()
     add_to_manifest(tmp_path, {"file": "b.tflite", "x": 4})
     assert list(read_manifest(tmp_path)["exports"]) == ["b.tflite"]
+
+
+def test_an_unallocatable_export_exits_2_with_one_line(run_dir, tmp_path, capsys, monkeypatch):
+    import export.tflite
+    from export.ops import ModelAllocationError
+
+    def refuse(*args, **kwargs):
+        raise ModelAllocationError("the LiteRT interpreter cannot allocate the model: XNNPACK")
+
+    monkeypatch.setattr(export.tflite, "convert_to_tflite", refuse)
+    out = tmp_path / "m.tflite"
+    assert main([str(run_dir), "--format", "tflite", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot allocate the model" in err[0], err
+    assert not out.exists()

@@ -9,6 +9,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from export.ops import (
     InvalidTFLiteModelError,
+    ModelAllocationError,
     NonBuiltinOpsError,
     assert_builtin_only,
     guess_layer,
@@ -111,3 +112,17 @@ def test_naive_conversion_needs_flex_or_fails(lstm_model):
     # Ours: builtin only.
     ops = assert_builtin_only(convert_to_tflite(lstm_model).content, keras_model=lstm_model)
     assert not any(op.startswith("Flex") for op in ops)
+
+
+def test_an_unallocatable_builtin_model_is_its_own_error(dense_tflite, monkeypatch):
+    import export.ops as ops_module
+
+    class Refusing:
+        def allocate_tensors(self):
+            raise RuntimeError("failed to create XNNPACK runtime\nNode number 3 failed to prepare")
+
+    monkeypatch.setattr(ops_module, "_interpreter", lambda data: Refusing())
+    with pytest.raises(
+        ModelAllocationError, match=r"its ops are builtin\): failed to create XNNPACK"
+    ):
+        assert_builtin_only(dense_tflite)
