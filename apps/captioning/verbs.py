@@ -39,10 +39,7 @@ def _check_config(config: CaptioningConfig) -> None:
 
 
 def _config_flags(parser: argparse.ArgumentParser) -> None:
-    preset = CaptioningConfig.small()
-
-    def shown(field: str) -> str:
-        return f"(default: {getattr(preset, field)}, from --size small)"
+    shown = cli.default_shown(CaptioningConfig.small())
 
     parser.add_argument(
         "--encoder",

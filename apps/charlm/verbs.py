@@ -44,10 +44,7 @@ def _check_config(config: CharLMConfig) -> None:
 
 
 def _config_flags(parser: argparse.ArgumentParser) -> None:
-    preset = CharLMConfig.small()
-
-    def shown(field: str) -> str:
-        return f"(default: {getattr(preset, field)}, from --size small)"
+    shown = cli.default_shown(CharLMConfig.small())
 
     add = parser.add_argument
     add(

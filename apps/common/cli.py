@@ -169,13 +169,8 @@ def add_train_arguments(
     value of the default preset. ``exclude`` names config fields to leave out (e.g. ``model``
     for a command that takes several models).
     """
-    preset = _preset(app)
     fields = {k: v for k, v in app.config_cls.field_types().items() if k not in exclude}
-    by = f"--size {app.default_size}"
-
-    def shown(field: str) -> str:
-        value = getattr(preset, field)
-        return f"(default: {'none' if value is None else value}, from {by})"
+    shown = default_shown(_preset(app), app.default_size)
 
     if "data" in fields:
         parser.add_argument(
@@ -278,6 +273,23 @@ def explicit_overrides(app: AppSpec, args: argparse.Namespace) -> dict[str, Any]
     """Config fields given explicitly on the command line (flags whose dest is a field)."""
     fields = app.config_cls.field_types()
     return {k: v for k, v in vars(args).items() if k in fields and v is not None}
+
+
+def default_shown(
+    preset: AppConfig, size: str = "small", *, none: str = "none"
+) -> Callable[[str], str]:
+    """``shown(field)``: the help suffix naming a config field's value in the default preset.
+
+    Every flag that sets a config field defaults to ``None`` ("not given"), so its help says
+    where the value comes from instead: ``shown("units")`` -> ``"(default: 64, from --size
+    small)"``; a ``None`` value reads as ``none`` (e.g. ``"all"`` for a limit).
+    """
+
+    def shown(field: str) -> str:
+        value = getattr(preset, field)
+        return f"(default: {none if value is None else value}, from --size {size})"
+
+    return shown
 
 
 def prepare_training(app: AppSpec, args: argparse.Namespace) -> tuple[AppConfig, RunDir, bool]:

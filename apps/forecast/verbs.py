@@ -61,10 +61,7 @@ def _quantiles(text: str) -> tuple[float, ...]:
 
 
 def _config_flags(parser: argparse.ArgumentParser) -> None:
-    preset = ForecastConfig.small()
-
-    def shown(field: str) -> str:
-        return f"(default: {getattr(preset, field)}, from --size small)"
+    shown = cli.default_shown(ForecastConfig.small())
 
     add = parser.add_argument
     add("--target", metavar="COL", help="CSV column to forecast (default: the only value column)")

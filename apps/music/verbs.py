@@ -47,10 +47,7 @@ def _check_config(config: MusicConfig) -> None:
 
 
 def _config_flags(parser: argparse.ArgumentParser) -> None:
-    preset = MusicConfig.small()
-
-    def shown(field: str) -> str:
-        return f"(default: {getattr(preset, field)}, from --size small)"
+    shown = cli.default_shown(MusicConfig.small())
 
     parser.add_argument(
         "--repr",

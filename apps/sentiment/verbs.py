@@ -55,11 +55,7 @@ def _check_config(config: SentimentConfig) -> None:
 
 
 def _config_flags(parser: argparse.ArgumentParser) -> None:
-    preset = SentimentConfig.small()
-
-    def shown(field: str) -> str:
-        value = getattr(preset, field)
-        return f"(default: {'all' if value is None else value}, from --size small)"
+    shown = cli.default_shown(SentimentConfig.small(), none="all")
 
     parser.add_argument(
         "--limit",

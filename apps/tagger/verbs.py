@@ -58,11 +58,7 @@ def _check_config(config: TaggerConfig) -> None:
 
 
 def _config_flags(parser: argparse.ArgumentParser) -> None:
-    preset = TaggerConfig.small()
-
-    def shown(field: str) -> str:
-        value = getattr(preset, field)
-        return f"(default: {'all' if value is None else value}, from --size small)"
+    shown = cli.default_shown(TaggerConfig.small(), none="all")
 
     parser.add_argument("--tags", choices=TAG_SETS,
                         help="tag set: auto = upos for CoNLL-U, ner otherwise " + shown("tags"))  # fmt: skip

@@ -35,10 +35,7 @@ def _check_config(config: TranslationConfig) -> None:
 
 
 def _config_flags(parser: argparse.ArgumentParser) -> None:
-    preset = TranslationConfig.small()
-
-    def shown(field: str) -> str:
-        return f"(default: {getattr(preset, field)}, from --size small)"
+    shown = cli.default_shown(TranslationConfig.small())
 
     add = parser.add_argument
     add(
