@@ -125,3 +125,21 @@ def test_write_config_keeps_extra_keys(tmp_path):
         "config": {"epochs": 5},
         "labels": ["neg", "pos"],
     }
+
+
+def test_a_folder_of_model_runs_is_refused_where_one_model_is_needed(tmp_path):
+    group = RunDir.prepare(tmp_path / "cmp", "apps.sentiment")
+    group.write_config({"models": ["lstm", "bilstm"]}, kind="compare")
+    single = RunDir.prepare(tmp_path / "cmp" / "models" / "bilstm", "apps.sentiment")
+    single.write_config({"model": "bilstm"})
+    assert RunDir.kind_of(group.path, "apps.sentiment") == "compare"
+    assert RunDir.kind_of(single.path, "apps.sentiment") == "train"
+    assert RunDir.kind_of(group.path, "apps.tagger") is None
+    with pytest.raises(RunDirError, match=r"is a compare run; give one of its models, e\.g\. .*"
+                                          r"models/bilstm"):  # fmt: skip
+        RunDir.open_model_run(group.path, "apps.sentiment", group_kind="compare", example="bilstm")
+    with pytest.raises(RunDirError, match="no model.keras yet"):
+        RunDir.open_model_run(single.path, "apps.sentiment", group_kind="compare", example="x")
+    opened = RunDir.open_model_run(single.path, "apps.sentiment", group_kind="compare",
+                                   example="x", need_model=False)  # fmt: skip
+    assert opened.path == single.path

@@ -255,6 +255,38 @@ class RunDir:
             return None
         return meta["app"]
 
+    @staticmethod
+    def kind_of(path: str | os.PathLike, app: str) -> str | None:
+        """The ``"kind"`` recorded in the meta of a run dir of ``app`` (``"compare"``,
+        ``"probe"``: a folder of several model runs), ``"train"`` when none is, ``None`` when
+        ``path`` is not a run dir of ``app``."""
+        if RunDir.owner(path) != app:
+            return None
+        return RunDir(path, app).read_meta().get("kind") or "train"
+
+    @classmethod
+    def open_model_run(
+        cls,
+        path: str | os.PathLike,
+        app: str,
+        *,
+        group_kind: str,
+        example: str,
+        need_model: bool = True,
+    ) -> RunDir:
+        """Open one trained model's run dir of ``app``: a ``group_kind`` run dir (which holds
+        several model runs under ``models/``) is refused with a hint naming
+        ``models/<example>``; ``need_model`` also requires ``model.keras``."""
+        run = cls.open(path, app)
+        if cls.kind_of(run.path, app) == group_kind:
+            raise RunDirError(
+                f"--run-dir: {path} is a {group_kind} run; give one of its models, e.g. "
+                f"{Path(path) / 'models' / example}"
+            )
+        if need_model:
+            run.require_model()
+        return run
+
     @classmethod
     def open(cls, path: str | os.PathLike, app: str) -> RunDir:
         """Open an existing run dir of ``app``; :class:`RunDirError` otherwise."""

@@ -185,21 +185,11 @@ APP = cli.AppSpec(
 
 def _kind(path: Path) -> str | None:
     """``"compare"`` for a compare run dir, ``"train"`` for a train run, None otherwise."""
-    if RunDir.owner(path) != APP_MODULE:
-        return None
-    meta = RunDir(path, APP_MODULE).read_meta()
-    return "compare" if meta.get("kind") == "compare" else "train"
+    return RunDir.kind_of(path, APP_MODULE)
 
 
 def _open_train_run(path: Path) -> RunDir:
-    run = RunDir.open(path, APP_MODULE)
-    if _kind(run.path) == "compare":
-        raise UsageError(
-            f"--run-dir: {path} is a compare run; give one of its models, e.g. "
-            f"{path / 'models' / 'gru'}"
-        )
-    run.require_model()
-    return run
+    return RunDir.open_model_run(path, APP_MODULE, group_kind="compare", example="gru")
 
 
 def _log(quiet: bool):

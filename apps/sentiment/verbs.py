@@ -126,22 +126,12 @@ APP = cli.AppSpec(
 
 def _kind(path: Path) -> str | None:
     """``"compare"`` for a compare run dir, ``"train"`` for a train run, None otherwise."""
-    if RunDir.owner(path) != APP_MODULE:
-        return None
-    meta = RunDir(path, APP_MODULE).read_meta()
-    return "compare" if meta.get("kind") == "compare" else "train"
+    return RunDir.kind_of(path, APP_MODULE)
 
 
 def _open_train_run(path: Path, *, need_model: bool = True) -> RunDir:
-    run = RunDir.open(path, APP_MODULE)
-    if _kind(run.path) == "compare":
-        raise UsageError(
-            f"--run-dir: {path} is a compare run; give one of its models, e.g. "
-            f"{path / 'models' / 'bilstm'}"
-        )
-    if need_model:
-        run.require_model()
-    return run
+    return RunDir.open_model_run(path, APP_MODULE, group_kind="compare", example="bilstm",
+                                 need_model=need_model)  # fmt: skip
 
 
 def _log(quiet: bool):

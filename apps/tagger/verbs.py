@@ -93,21 +93,11 @@ APP = cli.AppSpec(
 
 def _kind(path: Path) -> str | None:
     """``"probe"`` for a probe run dir, ``"train"`` for a train run, None otherwise."""
-    if RunDir.owner(path) != APP_MODULE:
-        return None
-    meta = RunDir(path, APP_MODULE).read_meta()
-    return "probe" if meta.get("kind") == "probe" else "train"
+    return RunDir.kind_of(path, APP_MODULE)
 
 
 def _open_train_run(path: Path) -> RunDir:
-    run = RunDir.open(path, APP_MODULE)
-    if _kind(run.path) == "probe":
-        raise UsageError(
-            f"--run-dir: {path} is a probe run; give one of its models, e.g. "
-            f"{path / 'models' / 'bilstm'}"
-        )
-    run.require_model()
-    return run
+    return RunDir.open_model_run(path, APP_MODULE, group_kind="probe", example="bilstm")
 
 
 # ------------------------------------------------------------------------- train
