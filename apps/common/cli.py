@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from apps.common import distribute
 from apps.common.config import SIZES, AppConfig
 from apps.common.errors import UsageError
 from apps.common.rundir import BACKUP_SUBDIR, RunDir, check_backup, default_run_dir
@@ -221,6 +222,14 @@ def add_train_arguments(
     )
     if app.add_config_flags is not None:
         app.add_config_flags(parser)
+    parser.add_argument(
+        "--distribute",
+        choices=distribute.CHOICES,
+        default="none",
+        help="data-parallel training: mirrored (this machine's devices) or multiworker "
+        "(one process per worker, cluster from TF_CONFIG; --batch-size is the global batch; "
+        "worker i > 0 writes DIR.worker<i>)",
+    )
     add_quiet_argument(parser)
 
 
@@ -309,6 +318,7 @@ def prepare_training(app: AppSpec, args: argparse.Namespace) -> tuple[AppConfig,
         ``(config, run_dir, resumed)``; ``config.json`` is written.
     """
     path = args.run_dir if args.run_dir is not None else default_run_dir(app.module)
+    path = distribute.worker_run_dir(path, getattr(args, "distribute", "none"))
     existing = Path(path).is_dir() and RunDir.owner(path) is not None
     if not existing:
         config = config_from_args(app, args)
@@ -464,7 +474,11 @@ def main(
         if verb.check is not None:
             verb.check(args)
         import_backend()
-        status = verb.run(args)
+        distribute.use(getattr(args, "distribute", "none"))
+        try:
+            status = verb.run(args)
+        finally:
+            distribute.use("none")
         return int(status or 0)
     except UsageError as e:
         _discard_unstarted_run(args)

@@ -201,9 +201,8 @@ def beam_search(step_fn: StepFn, states: Sequence[np.ndarray], start_ids: np.nda
             best_alive = new_lp[b].max()
             # Log-probabilities only fall as a prefix grows, so with no length penalty a row is
             # settled once k hypotheses are finished and none alive can overtake the best.
-            if len(finished[b]) >= k and (length_penalty == 0 and best_alive <= best_done):
-                row_done[b] = True
-            elif not np.isfinite(best_alive):
+            settled = len(finished[b]) >= k and length_penalty == 0 and best_alive <= best_done
+            if settled or not np.isfinite(best_alive):  # nothing alive can still win
                 row_done[b] = True
         if row_done.all():
             break

@@ -32,7 +32,7 @@ from typing import Any
 
 import keras
 
-from apps.common import plots
+from apps.common import distribute, plots
 from apps.common.rundir import (
     BACKUP_METADATA,
     BACKUP_SUBDIR,
@@ -274,6 +274,11 @@ def fit(
     if not model.built:
         for x, _ in train_ds.take(1):
             model(x)
+    trainee = model  # under --distribute: a replica made in the strategy's scope
+    strategy = distribute.training_strategy()
+    if strategy is not None:
+        trainee = distribute.replicate(model, strategy)
+        train_ds, val_ds = distribute.distribute_datasets(train_ds, val_ds, strategy)
     run_dir.ensure_layout()
     for folder in (run_dir.path, run_dir.checkpoints):  # temp files left by a killed run
         for stale in folder.glob(".tmp-*"):
@@ -314,7 +319,7 @@ def fit(
             # tf.data pipelines with bucketing have unknown length: keras learns it in epoch 1
             # and warns that the data "ran out"; that is expected here.
             warnings.filterwarnings("ignore", message=r".*ran out of data.*")
-            hist = model.fit(
+            hist = trainee.fit(
                 train_ds,
                 validation_data=val_ds,
                 epochs=epochs,
@@ -323,6 +328,8 @@ def fit(
                 **fit_kwargs,
             )
         history = dict(hist.history)
+        if trainee is not model:
+            distribute.copy_back(trainee, model)
 
     curves = None
     if plot and run_dir.history_csv.is_file():
