@@ -368,6 +368,9 @@ def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
     if hook.step_models is not None and args.quantize == "int8" and not args.no_step_models:
         notes.append("step models are not exported with int8 (no calibration set of step "
                      "inputs): export them with --quantize none, float16 or dynamic")  # fmt: skip
+    if result.float_layers:
+        notes.append(f"int8 with float32 ops for layers {', '.join(result.float_layers)} "
+                     "(absolute levels outside any calibration range)")  # fmt: skip
     if seq_len is not None:
         notes.append(f"inputs are exactly {seq_len} steps: post-pad with 0 / truncate")
     else:
@@ -378,7 +381,9 @@ def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
         latency_ms={"median": latency, "runs": args.latency_runs, "threads": 1,
                     "machine": _machine()},
         tables=tables, ops=list(result.ops), source=source, notes=notes,
-        extra={"step_models": [step["file"] for step in steps]} if steps else None,
+        extra={**({"step_models": [step["file"] for step in steps]} if steps else {}),
+               **({"float_layers": list(result.float_layers)} if result.float_layers else {})}
+        or None,
     )  # fmt: skip
     return entry, out.parent, steps
 

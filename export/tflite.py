@@ -31,7 +31,11 @@ Quantization (``quantization=``):
 - ``"dynamic"``: dynamic-range — int8 weights, float activations quantized on the fly.
 - ``"int8"``: full integer with a representative dataset of real training inputs (required).
   Integer-id inputs stay ``int32``; float inputs/outputs stay float32 unless ``int8_io=True``
-  (then their scale / zero point are in the manifest).
+  (then their scale / zero point are in the manifest). A layer whose class sets
+  ``int8_float_ops = True`` keeps its ops in float32 (builtin float kernels between
+  ``DEQUANTIZE`` / ``QUANTIZE``; :func:`float_layer_names`): for arithmetic on absolute values
+  whose range the training data cannot calibrate, such as the level of a trending series that
+  a forecaster subtracts from its window and adds back to its outputs.
 
 Example:
 
@@ -99,6 +103,8 @@ class TFLiteExport:
         ops: sorted op names (all builtin).
         signature_key: the TFLite signature to run.
         time_axes: for each input name, the axes whose length is the sequence length.
+        float_layers: for ``int8``, the layers whose ops stayed float32
+            (:func:`float_layer_names`).
     """
 
     content: bytes
@@ -109,6 +115,7 @@ class TFLiteExport:
     ops: tuple[str, ...]
     signature_key: str = SIGNATURE_KEY
     time_axes: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    float_layers: tuple[str, ...] = ()
 
 
 def _set_in_configs(config: Any, changes: Mapping[str, Any]) -> Any:
@@ -439,6 +446,8 @@ def _convert(
     representative_inputs: Any,
     int8_io: bool,
     max_representative: int,
+    float_layers: Sequence[str] = (),
+    float_outputs: bool = False,
 ) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -464,7 +473,10 @@ def _convert(
             # that integer-id inputs have no float statistics; neither concerns the caller.
             warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            content = converter.convert()
+            if quantization == "int8" and float_layers:
+                content = _int8_with_float_layers(converter, float_layers, float_outputs)
+            else:
+                content = converter.convert()
     except Exception as err:
         lines = [line for line in str(err).splitlines() if "error:" in line]
         raise UnsupportedExportError(
@@ -472,6 +484,59 @@ def _convert(
             f"seq_len={seq_len}): {(lines or [str(err)[:300]])[0].strip()}"
         ) from err
     return content
+
+
+def float_layer_names(model: keras.Model) -> tuple[str, ...]:
+    """Names of the layers of ``model`` (nested ones too) whose class sets
+    ``int8_float_ops = True``: an ``int8`` export keeps their ops in float32."""
+    names, stack = [], list(model.layers)
+    while stack:
+        layer = stack.pop(0)
+        if getattr(type(layer), "int8_float_ops", False):
+            names.append(layer.name)
+        stack.extend(getattr(layer, "layers", []))
+    return tuple(names)
+
+
+def _tensor_names(content: bytes) -> tuple[list[str], list[str]]:
+    """``(every tensor name, the main subgraph's output tensor names)`` of a flatbuffer."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(content, 0))
+    graph = model.subgraphs[0]
+    names = [t.name.decode() if isinstance(t.name, bytes) else str(t.name) for t in graph.tensors]
+    return names, [names[i] for i in graph.outputs]
+
+
+def _int8_with_float_layers(
+    converter: Any, float_layers: Sequence[str], deny_outputs: bool
+) -> bytes:
+    """Full-integer conversion that leaves the ops of ``float_layers`` in float32.
+
+    The converter's calibrated (not yet quantized) model names each op's output tensor after
+    its TF scope, ``<model>/<layer>[_N]/<op>`` (fused ops join several names with ``;``); the
+    ops of the float layers, and the model's outputs when ``deny_outputs`` (a float layer ends
+    the model; the converter renames its last op after the signature), are handed to TF's selective quantization
+    (``QuantizationDebugger`` with ``denylisted_nodes``). The other ops are int8; the float ops
+    are builtin float kernels, so the file still runs on the builtin op set.
+    """
+    scopes = re.compile(
+        "/(" + "|".join(re.escape(name) for name in float_layers) + r")(_\d+)?/"
+    )
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    converter._experimental_calibrate_only = False
+    names, outputs = _tensor_names(calibrated)
+    denied = [n for n in names if any(scopes.search(part) for part in n.split(";"))]
+    if deny_outputs:
+        denied.extend(n for n in outputs if n not in denied)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=converter.representative_dataset,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied),
+    )
+    return debugger.get_nondebug_quantized_model()
 
 
 def strip_tensor_names(content: bytes) -> bytes:
@@ -638,6 +703,15 @@ def convert_to_tflite(
         )
     if int8_io and quantization != "int8":
         raise UnsupportedExportError("int8_io=True only applies to quantization='int8'")
+    float_layers = float_layer_names(model) if quantization == "int8" else ()
+    if int8_io and float_layers:
+        raise UnsupportedExportError(
+            f"int8_io=True: layer {float_layers[0]!r} keeps float32 ops in an int8 export "
+            "(absolute values training data cannot calibrate), so its inputs/outputs stay float"
+        )
+    float_outputs = bool(float_layers) and any(
+        t._keras_history[0].name in float_layers for t in model.outputs
+    )
 
     with tf.device("/cpu:0"):
         portable = portable_copy(model, seq_len=seq_len)
@@ -662,6 +736,8 @@ def convert_to_tflite(
                 representative_inputs,
                 int8_io,
                 max_representative,
+                float_layers,
+                float_outputs,
             )
 
     ops = assert_builtin_only(content, keras_model=model)  # names the layer of a bad op
@@ -676,4 +752,5 @@ def convert_to_tflite(
         outputs=outputs,
         ops=tuple(ops),
         time_axes=time_axes,
+        float_layers=tuple(float_layers),
     )

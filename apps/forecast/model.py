@@ -78,6 +78,8 @@ class WindowLevel(keras.layers.Layer):
         >>> WindowLevel("drift", 2)(x)   # slope 2 through 3 at tau=-1: offsets [[7, 9]], x' 0
     """
 
+    int8_float_ops = True  # absolute levels: export.tflite keeps these ops float in int8
+
     def __init__(self, mode: str = "last", horizon: int = 1, season: int | None = None,
                  **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
@@ -174,14 +176,19 @@ class QuantileOutput(keras.layers.Layer):
         >>> QuantileOutput()([np.array([[[2., 1.]]]), np.array([[10.]])])  # [[[11., 12.]]]
     """
 
+    int8_float_ops = True  # absolute levels: export.tflite keeps these ops float in int8
+
     def call(self, inputs: Any) -> Any:
+        # Sorting first gives the same result (an offset shared by all Q quantiles keeps their
+        # order) and keeps the sort on the level-free values: a full-integer export quantizes
+        # the sort with ranges calibrated on training windows, and only the final additions
+        # carry the series' absolute level (they stay float there, see ``int8_float_ops``).
         if isinstance(inputs, (list, tuple)):
-            pred = inputs[0]
+            pred = ops.sort(inputs[0], axis=-1)
             for offset in inputs[1:]:
                 pred = pred + offset[:, :, None]
-        else:
-            pred = inputs
-        return ops.sort(pred, axis=-1)
+            return pred
+        return ops.sort(inputs, axis=-1)
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         return tuple(input_shape[0]) if isinstance(input_shape, list) else tuple(input_shape)
