@@ -92,6 +92,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=4, help="pieces per batch")
     p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate")
     p.add_argument("--dropout", type=float, default=0.0, help="after each layer")
+    p.add_argument("--transpose", type=int, default=0,
+                   help="random transposition of training windows by -K..K semitones")  # fmt: skip
     p.add_argument(
         "--seq-len", type=int, default=200, help="training window (JSB pieces fit whole)"
     )
@@ -123,10 +125,12 @@ def main(argv=None) -> int:
                              layers=args.layers, dropout=args.dropout, seq_len=args.seq_len,
                              steps_per_quarter=args.steps_per_quarter, epochs=args.epochs,
                              batch_size=args.batch_size, learning_rate=args.learning_rate,
-                             patience=args.patience, seed=args.seed)  # fmt: skip
+                             patience=args.patience, transpose=args.transpose,
+                             seed=args.seed)  # fmt: skip
         tag = (
             f"p{args.params}_l{args.layers}_d{args.dropout:g}_b{args.batch_size}"
             f"_lr{args.learning_rate:g}_s{args.seed}"
+            + (f"_t{args.transpose}" if args.transpose else "")
         )  # a resumable run per setting
         run_dir = args.out / "runs" / f"music_{name}_{cell}_{tag}"
         print(f"== {cell}: {units} units, {params:,} parameters -> {run_dir}", flush=True)

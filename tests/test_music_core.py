@@ -270,3 +270,78 @@ def test_wav_and_piano_roll_png(tmp_path):
         assert w.getnframes() == len(samples)
     png = piano_roll_png(notes, tmp_path / "a.png", title="toy")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------ transposition augmentation
+def _window(notes_x, notes_y, steps=6):
+    x, y = np.zeros((steps, 88), "float32"), np.zeros((steps, 88), "float32")
+    for t, k in notes_x:
+        x[t, k] = 1
+    for t, k in notes_y:
+        y[t, k] = 1
+    return x, y
+
+
+def test_transpose_window_shifts_x_and_y_alike_and_keeps_every_note_on_the_keyboard():
+    import tensorflow as tf
+
+    from apps.music.data import transpose_window
+
+    x, y = _window([(0, 3), (2, 40)], [(5, 80)])
+    seen = set()
+    for draw in range(-40, 40):
+        a, b, w = (v.numpy() for v in transpose_window(
+            tf.constant(x), tf.constant(y), tf.ones(6), tf.constant(draw, tf.int64), 12))  # fmt: skip
+        shift = int(np.flatnonzero(a[0])[0]) - 3
+        np.testing.assert_array_equal(a, np.roll(x, shift, axis=1))
+        np.testing.assert_array_equal(b, np.roll(y, shift, axis=1))
+        assert a.sum() == x.sum() and b.sum() == y.sum() and w.sum() == 6
+        seen.add(shift)
+    assert seen == set(range(-3, 8))  # lowest key 3 may go down 3, highest 80 up 7
+
+
+def test_transpose_window_leaves_a_silent_window_alone():
+    import tensorflow as tf
+
+    from apps.music.data import transpose_window
+
+    silent = tf.zeros((4, 88))
+    a, b, _ = transpose_window(silent, silent, tf.ones(4), tf.constant(5, tf.int64), 6)
+    assert float(tf.reduce_sum(a)) == 0.0 and float(tf.reduce_sum(b)) == 0.0
+
+
+def test_transposed_training_data_is_seeded_and_changes_every_epoch():
+    from apps.music.data import make_dataset
+
+    rng = np.random.default_rng(0)
+    seqs = []
+    for _ in range(6):
+        roll = np.zeros((20, 88), "float32")
+        roll[np.arange(20), rng.integers(30, 60, 20)] = 1
+        seqs.append((roll[:-1], roll[1:]))
+
+    def epochs(seed, transpose, n=2):
+        ds = make_dataset(seqs, "roll", seq_len=8, batch_size=4, shuffle=False, seed=seed,
+                          transpose=transpose)  # fmt: skip
+        return [np.concatenate([x.numpy().reshape(-1, 88) for x, _, _ in ds]) for _ in range(n)]
+
+    plain = epochs(1, 0)
+    first, second = epochs(1, 6)
+    again = epochs(1, 6)
+    np.testing.assert_array_equal(first, again[0])  # same seed, same draws
+    assert not np.array_equal(first, second)  # a new draw every epoch
+    assert not np.array_equal(first, plain[0])
+    np.testing.assert_array_equal(first.sum(axis=0).sum(), plain[0].sum())  # no note lost
+    np.testing.assert_array_equal(plain[0], plain[1])
+
+
+@pytest.mark.parametrize(("changes", "needle"), [
+    ({"transpose": 13}, "transpose must be in 0..12"),
+    ({"transpose": 2, "representation": "events"}, "representation 'roll' only"),
+])  # fmt: skip
+def test_transpose_config_is_checked(changes, needle):
+    from apps.common.errors import ConfigError
+    from apps.music.config import MusicConfig
+
+    with pytest.raises(ConfigError, match=needle):
+        MusicConfig(**changes).validate()

@@ -47,6 +47,10 @@ class MusicConfig(AppConfig):
         batch_size: windows per batch.
         learning_rate: Adam learning rate.
         grad_clip: gradient norm clipping (``None``: off).
+        transpose: ``roll`` only: shift each training window by a random whole number of
+            semitones in ``[-transpose, transpose]`` (drawn anew every epoch, limited so that
+            no note leaves the 88 keys) — the same music in another key; 0: off. Validation
+            and test windows are never shifted.
         patience: stop when the validation loss has not improved for this many epochs, and
             halve the learning rate after a third of them (``None``: train every epoch at one
             rate; the best epoch's model is kept either way).
@@ -72,6 +76,7 @@ class MusicConfig(AppConfig):
     batch_size: int = 16
     learning_rate: float = 3e-3
     grad_clip: float | None = 1.0
+    transpose: int = 0
     patience: int | None = None
     seed: int = 1234
 
@@ -112,6 +117,7 @@ class MusicConfig(AppConfig):
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "> 0 or null"),
+            ("transpose", 0 <= self.transpose <= 12, "in 0..12"),
             ("patience", self.patience is None or self.patience >= 1, ">= 1 or null"),
             ("seed", self.seed >= 0, ">= 0"),
         ]  # fmt: skip
@@ -120,3 +126,5 @@ class MusicConfig(AppConfig):
                 raise ConfigError(f"config: {key} must be {rule}, got {getattr(self, key)!r}")
         if not self.cell.strip():
             raise ConfigError("config: cell must not be empty")
+        if self.transpose and self.representation != "roll":
+            raise ConfigError("config: transpose applies to representation 'roll' only")

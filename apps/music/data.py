@@ -324,11 +324,14 @@ def make_dataset(
     batch_size: int,
     shuffle: bool,
     seed: int,
+    transpose: int = 0,
 ) -> Any:
     """A ``tf.data.Dataset`` of ``(inputs, targets, weights)`` batches of ``seq_len`` windows.
 
     Roll inputs/targets are float32 ``(B, T, 88)``; event inputs/targets int32 ``(B, T)``;
-    weights float32 ``(B, T)``, 0 on the padding of the batch's shorter windows.
+    weights float32 ``(B, T)``, 0 on the padding of the batch's shorter windows. With
+    ``transpose=K`` (rolls), every window is shifted by its own random number of semitones in
+    ``[-K, K]`` (:func:`transpose_window`), drawn again every epoch from a seeded stream.
     """
     import tensorflow as tf
 
@@ -350,7 +353,33 @@ def make_dataset(
         return tf.cast(x, dtype), tf.cast(y, dtype), weight
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    if transpose and representation == "roll":
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, draws)).map(
+            lambda example, draw: transpose_window(*example, draw, transpose),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     return ds.padded_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def transpose_window(x: Any, y: Any, weight: Any, draw: Any, limit: int) -> tuple[Any, Any, Any]:
+    """Shift a roll window ``x``/``y`` ``(T, 88)`` by ``s`` semitones along the keys.
+
+    ``s`` is ``draw`` (a random int64) mapped uniformly onto the shifts in ``[-limit, limit]``
+    that keep every sounding key of ``x`` and ``y`` on the keyboard, so no note is lost or
+    wrapped around; a silent window is left as is.
+    """
+    import tensorflow as tf
+
+    sounding = tf.where(tf.reduce_max(tf.maximum(x, y), axis=0) > 0)[:, 0]
+    low = tf.reduce_min(tf.concat([sounding, [KEYS - 1]], 0))
+    high = tf.reduce_max(tf.concat([sounding, [0]], 0))
+    down = tf.minimum(tf.cast(limit, tf.int64), low)
+    up = tf.maximum(tf.minimum(tf.cast(limit, tf.int64), KEYS - 1 - high), 0)
+    choices = down + up + 1
+    shift = tf.math.floormod(draw, choices) - down
+    shift = tf.where(tf.size(sounding) > 0, shift, tf.zeros_like(shift))
+    return tf.roll(x, shift, axis=1), tf.roll(y, shift, axis=1), weight
 
 
 def count_steps(sequences: Sequence[tuple[np.ndarray, np.ndarray]]) -> int:

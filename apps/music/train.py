@@ -349,7 +349,8 @@ def train_and_evaluate(
     if not run.vocab_json.is_file():
         run.write_json("vocab.json", vocab_for(config))
     batches = {"seq_len": config.seq_len, "batch_size": config.batch_size, "seed": config.seed}
-    train_ds = make_dataset(train_seqs, config.representation, shuffle=True, **batches)
+    train_ds = make_dataset(train_seqs, config.representation, shuffle=True,
+                            transpose=config.transpose, **batches)  # fmt: skip
     val_ds = make_dataset(valid_seqs, config.representation, shuffle=False, **batches)
     model = build_model(config.representation, config.cell, units=config.units,
                         layers=config.layers, vocab_size=codec.vocab_size if codec else None,

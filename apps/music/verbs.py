@@ -98,6 +98,9 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", dest="learning_rate", metavar="LR",
                         type=cli.float_in(0.0, 10.0, low_open=True),
                         help="Adam learning rate " + shown("learning_rate"))  # fmt: skip
+    parser.add_argument("--transpose", type=cli.nonnegative_int, metavar="K",
+                        help="roll: shift each training window by a random -K..K semitones "
+                        "(a new draw every epoch) " + shown("transpose"))  # fmt: skip
 
 
 APP = cli.AppSpec(
