@@ -489,13 +489,11 @@ def _convert(
 def float_layer_names(model: keras.Model) -> tuple[str, ...]:
     """Names of the layers of ``model`` (nested ones too) whose class sets
     ``int8_float_ops = True``: an ``int8`` export keeps their ops in float32."""
-    names, stack = [], list(model.layers)
-    while stack:
-        layer = stack.pop(0)
-        if getattr(type(layer), "int8_float_ops", False):
-            names.append(layer.name)
-        stack.extend(getattr(layer, "layers", []))
-    return tuple(names)
+    return tuple(
+        layer.name
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if getattr(type(layer), "int8_float_ops", False)
+    )
 
 
 def _tensor_names(content: bytes) -> tuple[list[str], list[str]]:
@@ -527,7 +525,11 @@ def _int8_with_float_layers(
     calibrated = converter.convert()
     converter._experimental_calibrate_only = False
     names, outputs = _tensor_names(calibrated)
-    denied = [n for n in names if any(scopes.search(part) for part in n.split(";"))]
+    denied = []
+    for name in names:
+        parts = name.split(";")  # fused ops join names; multi-output ops end in ";<k>"
+        if any(scopes.search(part) for part in parts):
+            denied.extend(x for x in (name, *parts) if x not in denied and not x.isdigit())
     if deny_outputs:
         denied.extend(n for n in outputs if n not in denied)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
