@@ -53,7 +53,7 @@ ALIASES: dict[str, Script] = {
         "export_latency.py", about="TFLite float/dynamic/int8 vs Keras batch-1 latency, sizes"
     ),
     "pipelines": Script(
-        "sentiment_pipeline.py", about="sentiment input pipeline examples/s vs plain pipelines"
+        "pipelines_apps.py", about="every app's input pipeline examples/s vs its model's"
     ),
 }
 DEFAULT = ("cells", "roofline", "generation", "export", "pipelines", "scaling", "backends")

@@ -106,6 +106,47 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
 
 
 # --- timing ----------------------------------------------------------------------------------
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
+    """``fn()`` run ``repeats`` times: ``(wall seconds of each run, the last result)``."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def time_methods(
+    methods: Mapping[str, Callable[[int], Any]],
+    sizes: Sequence[int],
+    repeats: int,
+    skip: Callable[[str, int], bool] = lambda name, size: False,
+) -> list[tuple[str, int, list[float], Any]]:
+    """Time every ``methods[name](size)`` for each size (after one warm-up call of each at size
+    3): ``[(name, size, seconds of each repeat, the last result), ...]``."""
+    for fn in methods.values():  # trace / allocate once
+        fn(3)
+    runs = []
+    for size in sizes:
+        for name, fn in methods.items():
+            if not skip(name, size):
+                times, result = timed(lambda fn=fn, size=size: fn(size), repeats)
+                runs.append((name, size, times, result))
+    return runs
+
+
+def pick(csv: str, known: Sequence[str], what: str = "app") -> list[str]:
+    """The names of a comma-separated flag value; an unknown one prints an error naming the
+    choices and exits with status 2."""
+    names = [n.strip() for n in csv.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"error: unknown {what}(s) {', '.join(unknown)} (choose from {', '.join(known)})",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
+    return names
+
+
 def time_call(fn: Callable[[], Any]) -> dict[str, float]:
     """Runs ``fn`` once; returns its ``{"cpu": s, "wall": s}``."""
     c0, w0 = time.process_time(), time.perf_counter()

@@ -60,15 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def timed(fn, repeats: int) -> tuple[list[float], object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return times, result
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(REPO))
@@ -78,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from apps.charlm.model import build_model, build_step_model
     from apps.common import decoding
+    from benchmarks import common
     from export.manifest import add_to_manifest, export_entry
     from export.reference_loop import StepLoop, TFLiteFunction
     from export.steps import export_step_model
@@ -146,31 +138,23 @@ def main(argv: list[str] | None = None) -> int:
             lambda ids: keras_sequence(tf.constant(ids))[0], n
         ),
     }
-    for fn in methods.values():  # warm up: trace / allocate once
-        fn(3)
-
     rows, reference = [], {}
-    for n in lengths:
-        for name, fn in methods.items():
-            if "prefix" in name and n > args.refeed_max:
-                continue
-            times, ids = timed(lambda fn=fn, n=n: fn(n), args.repeats)
-            reference.setdefault(n, ids)
-            rows.append({
-                "method": name, "tokens": n, "seconds": statistics.median(times),
-                "min_s": min(times), "max_s": max(times),
-                "tokens_per_s": n / statistics.median(times),
-                "ms_per_token": 1000 * statistics.median(times) / n,
-                "same_ids_as_tflite_step_loop": ids == reference[n],
-            })  # fmt: skip
-            print(
-                f"{name:34s} {n:5d} tokens: {rows[-1]['tokens_per_s']:9.1f} tok/s", file=sys.stderr
-            )
+    skip = lambda name, n: "prefix" in name and n > args.refeed_max
+    for name, n, times, ids in common.time_methods(methods, lengths, args.repeats, skip):
+        reference.setdefault(n, ids)
+        rows.append({
+            "method": name, "tokens": n, "seconds": statistics.median(times),
+            "min_s": min(times), "max_s": max(times),
+            "tokens_per_s": n / statistics.median(times),
+            "ms_per_token": 1000 * statistics.median(times) / n,
+            "same_ids_as_tflite_step_loop": ids == reference[n],
+        })  # fmt: skip
+        print(f"{name:34s} {n:5d} tokens: {rows[-1]['tokens_per_s']:9.1f} tok/s", file=sys.stderr)
 
     # Raw per-token latency of the step file: one invocation, fed arrays ready.
     feed = {loop.token_input: np.array([[start_id]], "int32")}
     feed.update({s["input"]: np.zeros(s["shape"], "float32") for s in loop.states})
-    raw, _ = timed(lambda: [loop.function(**feed) for _ in range(200)], args.repeats)
+    raw, _ = common.timed(lambda: [loop.function(**feed) for _ in range(200)], args.repeats)
     raw_ms = [1000 * t / 200 for t in raw]
 
     machine = (

@@ -103,12 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     # A background shell starts jobs with SIGINT ignored, which their children inherit (and
     # Python then never raises KeyboardInterrupt); a handler here resets to default on exec.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    apps = [a.strip() for a in args.apps.split(",") if a.strip()]
-    unknown = [a for a in apps if a not in CASES]
-    if unknown:
-        print(f"error: unknown app(s) {', '.join(unknown)} (choose from {', '.join(CASES)})",
-              file=sys.stderr)  # fmt: skip
-        return 2
+    apps = common.pick(args.apps, list(CASES))
     missing = [str(CASES[a][0]) for a in apps if not CASES[a][0].exists()]
     if missing:
         print(f"error: shared data not found: {missing[0]} (set RNNSUITE_SHARED_DATA)",

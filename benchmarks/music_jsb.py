@@ -131,6 +131,7 @@ def main(argv=None) -> int:
             f"p{args.params}_l{args.layers}_d{args.dropout:g}_b{args.batch_size}"
             f"_lr{args.learning_rate:g}_s{args.seed}"
             + (f"_t{args.transpose}" if args.transpose else "")
+            + (f"_e{args.epochs}" if args.epochs != 80 else "")
         )  # a resumable run per setting
         run_dir = args.out / "runs" / f"music_{name}_{cell}_{tag}"
         print(f"== {cell}: {units} units, {params:,} parameters -> {run_dir}", flush=True)

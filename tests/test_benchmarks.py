@@ -212,6 +212,10 @@ def test_runner_maps_issue_names_onto_app_scripts(tmp_path):
     export = runner.script_command(runner.ALIASES["export"], tmp_path, True, ["--units", "8"])
     assert export[2:] == ["--quick", "--out", str(tmp_path), "--units", "8"]
     assert scripts["export_latency"].quick == ("--quick",) and scripts["export_latency"].takes_out
+    pipelines = runner.script_command(runner.ALIASES["pipelines"], tmp_path, True, [])
+    assert pipelines[1].endswith("pipelines_apps.py") and pipelines[2] == "--quick"
+    assert scripts["music_generation"].quick == ("--quick",)
+    assert scripts["memory_apps"].takes_out
 
 
 def test_runner_rejects_unknown_names():
@@ -272,3 +276,26 @@ def test_export_apps_quick_trains_exports_and_scores_one_app(tmp_path):
     assert rec["targets"]["builtin_only"] and rec["targets"]["float_parity"]
     md = (tmp_path / "export_apps.md").read_text()
     assert "| sentiment | int8 | 24 |" in md and "Command: `" in md and "### Targets" in md
+
+
+def test_pipelines_apps_takes_the_apps_own_model_and_training_data(tmp_path):
+    from benchmarks import pipelines_apps
+
+    got = pipelines_apps.capture("forecast", "tiny", 3, tmp_path / "run")
+    model, ds = got["model"], got["train_ds"]
+    assert model.optimizer is not None  # compiled by the app, as training gets it
+    x, y = next(iter(ds))
+    assert tuple(x.shape[1:]) == (24, 2) and tuple(y.shape[1:]) == (6,)  # tiny: L=24, H=6
+    assert x.shape[0] == 64  # the tiny preset's batch size
+    assert not (tmp_path / "run" / "model.keras").exists()  # stopped before training
+
+
+def test_music_generation_methods_agree_frame_for_frame(tmp_path):
+    from benchmarks import music_generation
+
+    code = music_generation.main(["--units", "16", "--lengths", "6,12", "--repeats", "1",
+                                  "--out", str(tmp_path)])  # fmt: skip
+    assert code == 0
+    rows = json.loads((tmp_path / "music_generation.json").read_text())["rows"]
+    assert len(rows) == 8 and all(r["same_frames_as_tflite_step_loop"] for r in rows)
+    assert {r["method"] for r in rows} >= {"tflite step loop", "keras re-run prefix (tf.function)"}
