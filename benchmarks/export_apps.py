@@ -110,6 +110,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1234, help="training seed")
     p.add_argument("--parity-examples", type=int, default=64, help="python -m export's")
     p.add_argument("--latency-runs", type=int, default=10, help="python -m export's")
+    p.add_argument("--latency-rounds", type=int, default=3,
+                   help="alternating rounds of the TFLite vs Keras batch-1 latency table")  # fmt: skip
     p.add_argument(
         "--metric-examples", type=int, default=0,
         help="at most this many held-out examples for the metric (0: the app's default set)",
@@ -602,6 +604,45 @@ def _metrics(app: str, run_dir: Path, config: dict, record: dict[str, Any], args
     record["metric"] = {"name": metric.name, "higher_is_better": metric.higher,
                         "unit": metric.unit, "keras": keras_value,
                         "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+    _latencies(model, names_in, metric.inputs, record, args.latency_rounds)
+
+
+def _latencies(model, names_in: list[str], inputs: Any, record: dict[str, Any],
+               rounds: int) -> None:  # fmt: skip
+    """Batch-1 latency of every TFLite export (LiteRT, one thread) and of the Keras model as a
+    compiled ``tf.function`` on the same real example, alternating for ``rounds`` rounds of 20
+    timed calls each (medians of the round medians)."""
+    import statistics
+
+    import numpy as np
+    import tensorflow as tf
+
+    from export.parity import tflite_latency_ms
+    from export.tflite import as_examples
+
+    example = as_examples(inputs, names_in)[0]
+    feed = [tf.constant(np.asarray(example[n])) for n in names_in]
+    call = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+
+    def keras_ms(runs: int = 20) -> float:
+        for _ in range(3):
+            tf.nest.map_structure(lambda t: t.numpy(), call(*feed))
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            tf.nest.map_structure(lambda t: t.numpy(), call(*feed))
+            times.append((time.perf_counter() - t0) * 1000.0)
+        return statistics.median(times)
+
+    keras_runs, tflite_runs = [], {r["export"]: [] for r in record["exports"]}
+    for _ in range(rounds):
+        keras_runs.append(keras_ms())
+        for r in record["exports"]:
+            tflite_runs[r["export"]].append(tflite_latency_ms(Path(r["file"]), example, runs=20))
+    record["keras_latency_ms"] = statistics.median(keras_runs)
+    for r in record["exports"]:
+        r["tflite_latency_ms"] = statistics.median(tflite_runs[r["export"]])
+        r["latency_vs_keras"] = r["tflite_latency_ms"] / record["keras_latency_ms"]
 
 
 # --------------------------------------------------------------------------- targets
@@ -706,6 +747,18 @@ def tables(records: list[dict[str, Any]]) -> str:
             f"{mark(t.get('int8_size'))} |"
         )
     out += ["\n### Targets\n", "\n".join(lines) + "\n"]
+
+    lines = ["| app | Keras ms (tf.function) | export | seq len | TFLite ms | TFLite / Keras |",
+             "|---|---:|---|---|---:|---:|"]  # fmt: skip
+    for rec in records:
+        keras_ms = rec.get("keras_latency_ms")
+        for r in rec["exports"]:
+            if r.get("tflite_latency_ms") is not None and keras_ms:
+                lines.append(f"| {r['app']} | {keras_ms:.3f} | {r['export']} | {r['seq_len']} | "
+                             f"{r['tflite_latency_ms']:.3f} | {r['latency_vs_keras']:.3f} |")  # fmt: skip
+    if len(lines) > 2:
+        out += ["\n### Batch-1 latency, TFLite vs Keras (same real example, one thread)\n",
+                "\n".join(lines) + "\n"]  # fmt: skip
     return "".join(out)
 
 

@@ -261,7 +261,7 @@ def test_export_apps_quick_trains_exports_and_scores_one_app(tmp_path):
 
     argv = ["--quick", "--apps", "sentiment", "--quantizations", "none,int8",
             "--work", str(tmp_path / "runs"), "--out", str(tmp_path), "--latency-runs", "1",
-            "--parity-examples", "8", "--metric-examples", "48"]  # fmt: skip
+            "--parity-examples", "8", "--metric-examples", "48", "--latency-rounds", "1"]  # fmt: skip
     assert export_apps.main(argv) == 0
     (rec,) = json.loads((tmp_path / "export_apps.json").read_text())["apps"]
     assert rec["budget"] == list(export_apps.QUICK_BUDGETS["sentiment"])
@@ -276,6 +276,11 @@ def test_export_apps_quick_trains_exports_and_scores_one_app(tmp_path):
     assert rec["targets"]["builtin_only"] and rec["targets"]["float_parity"]
     md = (tmp_path / "export_apps.md").read_text()
     assert "| sentiment | int8 | 24 |" in md and "Command: `" in md and "### Targets" in md
+    assert rec["keras_latency_ms"] > 0 and all(
+        r["latency_vs_keras"] == r["tflite_latency_ms"] / rec["keras_latency_ms"]
+        for r in rows.values()
+    )
+    assert "### Batch-1 latency, TFLite vs Keras" in md
 
 
 def test_pipelines_apps_takes_the_apps_own_model_and_training_data(tmp_path):
