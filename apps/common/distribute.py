@@ -9,7 +9,7 @@
                   "task": {"type": "worker", "index": 0}}'
 
   Every worker runs the same command. ``--batch-size`` is the *global* batch: each global
-  batch is split in contiguous, equal parts, one per worker (:func:`shard_batches`), so the
+  batch is split in contiguous parts (equal when the batch divides evenly), one per worker (:func:`shard_batches`), so the
   workers together take the same optimisation steps as one process would with that batch
   size. Worker 0 (the chief) writes the run dir given by ``--run-dir``; worker ``i > 0``
   writes its own copy next to it, ``DIR.worker<i>`` (:func:`worker_run_dir`), so workers that
@@ -103,7 +103,7 @@ def make_strategy(distribute: str) -> Any:
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-_REQUESTED = {"mode": "none", "strategy": None}
+_REQUESTED: dict[str, Any] = {"strategy": None}
 
 
 def use(distribute: str) -> None:
@@ -111,7 +111,7 @@ def use(distribute: str) -> None:
     :func:`apps.common.training.fit` call then trains a replica of its model under the
     strategy (:func:`replicate`)."""
     strategy = make_strategy(distribute)
-    _REQUESTED.update(mode=distribute, strategy=strategy)
+    _REQUESTED["strategy"] = strategy
 
 
 def training_strategy() -> Any:
@@ -130,7 +130,8 @@ def replicate(model: Any, strategy: Any) -> Any:
     """
     import keras
 
-    stateful = [layer.name for layer in _all_layers(model) if getattr(layer, "stateful", False)]
+    layers = model._flatten_layers(include_self=False, recursive=True)
+    stateful = [layer.name for layer in layers if getattr(layer, "stateful", False)]
     if stateful:
         raise UsageError(
             f"--distribute: layer {stateful[0]!r} is stateful (it carries one state per stream "
@@ -142,17 +143,6 @@ def replicate(model: Any, strategy: Any) -> Any:
         clone.set_weights(model.get_weights())
         clone.compile_from_config(model.get_compile_config())
     return clone
-
-
-def _all_layers(model: Any) -> list[Any]:
-    found, stack = [], list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop()
-        found.append(layer)
-        stack.extend(getattr(layer, "layers", []))
-        if getattr(layer, "layer", None) is not None:  # Bidirectional / TimeDistributed
-            stack.append(layer.layer)
-    return found
 
 
 def copy_back(trained: Any, model: Any) -> None:

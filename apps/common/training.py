@@ -13,7 +13,9 @@
    again (keras restarts the interrupted epoch from the backed-up weights);
 4. ``keras.callbacks.TensorBoard(DIR/logs)``;
 
-then draws ``plots/curves.png`` from the history.
+then draws ``plots/curves.png`` from the history. Under ``train --distribute`` it trains a replica
+of the model made in the strategy's scope on per-worker parts of each batch and copies the
+weights back (:mod:`apps.common.distribute`).
 """
 
 from __future__ import annotations
