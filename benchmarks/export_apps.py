@@ -579,21 +579,26 @@ def _reference_sizes(record: dict[str, Any]) -> None:
 
 
 def _metrics(app: str, run_dir: Path, config: dict, record: dict[str, Any], args) -> None:
-    if app not in METRICS or not record["exports"]:
-        record["metric"] = None
+    record["metric"] = None
+    if not record["exports"]:
         return
     import seqlayers  # noqa: F401 - registers the custom layers
     from apps.common.rundir import load_keras_model
     from export.app_hooks import get_app_hook
     from export.tflite import input_names, output_names
 
-    print(f"[{app}] metric", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    metric = METRICS[app](run_dir, config, args.metric_examples)
-    for module in get_app_hook(app).modules:
+    hook = get_app_hook(app)
+    for module in hook.modules:
         __import__(module)
     model = load_keras_model(run_dir / "model.keras", flag="RUN_DIR")
     names_in, first = input_names(model), output_names(model)[0]
+    if app not in METRICS:  # no metric: latency on the app's real parity inputs
+        _latencies(model, names_in, hook.parity_inputs(run_dir, config), record,
+                   args.latency_rounds)  # fmt: skip
+        return
+    print(f"[{app}] metric", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    metric = METRICS[app](run_dir, config, args.metric_examples)
     reference = keras_outputs(model, metric.inputs, names_in)
     keras_value = metric.score(reference)
     for row in record["exports"]:
