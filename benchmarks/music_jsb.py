@@ -82,7 +82,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cells", default=",".join(CELLS), help="comma-separated cells")
     p.add_argument("--params", type=int, default=120000, help="parameter budget per model")
     p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers")
-    p.add_argument("--epochs", type=int, default=80, help="most epochs")
+    p.add_argument("--epochs", type=int, default=160, help="most epochs")
     p.add_argument(
         "--patience",
         type=int,
@@ -90,7 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="early stopping on validation NLL (LR halved after patience // 3)",
     )
     p.add_argument("--batch-size", type=int, default=4, help="pieces per batch")
-    p.add_argument("--learning-rate", type=float, default=2e-3, help="Adam learning rate")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--dropout", type=float, default=0.0, help="after each layer")
     p.add_argument("--transpose", type=int, default=0,
                    help="random transposition of training windows by -K..K semitones")  # fmt: skip
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
             f"p{args.params}_l{args.layers}_d{args.dropout:g}_b{args.batch_size}"
             f"_lr{args.learning_rate:g}_s{args.seed}"
             + (f"_t{args.transpose}" if args.transpose else "")
-            + (f"_e{args.epochs}" if args.epochs != 80 else "")
+            + f"_e{args.epochs}"
         )  # a resumable run per setting
         run_dir = args.out / "runs" / f"music_{name}_{cell}_{tag}"
         print(f"== {cell}: {units} units, {params:,} parameters -> {run_dir}", flush=True)
