@@ -5,7 +5,7 @@ processes on 127.0.0.1 (``TF_CONFIG`` with two free ports) and a single-process 
 command; the workers split every global batch of 32 windows in halves, so their training must
 follow the single run: the first epoch's loss equal to 1e-4 (relative), later epochs and the
 test MAE within 2 % (the last, partial batch of each epoch is split unevenly, and Keras weighs
-each worker's half-batch mean equally, so later epochs drift by ~0.2 %).
+each worker's half-batch mean equally, so later epochs drift by a few tenths of a percent).
 """
 
 from __future__ import annotations
