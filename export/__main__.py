@@ -370,7 +370,7 @@ def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
                      "inputs): export them with --quantize none, float16 or dynamic")  # fmt: skip
     if result.float_layers:
         notes.append(f"int8 with float32 ops for layers {', '.join(result.float_layers)} "
-                     "(absolute levels outside any calibration range)")  # fmt: skip
+                     "(their classes set int8_float_ops: values calibration cannot bound)")  # fmt: skip
     if seq_len is not None:
         notes.append(f"inputs are exactly {seq_len} steps: post-pad with 0 / truncate")
     else:
