@@ -28,7 +28,7 @@ from seqlayers.genotype import (
 from seqlayers.genotype_cell import GenotypeCell, GenotypeRNN, set_weights_from_keras
 from seqlayers.genotype_presets import PRESETS as GENOTYPE_PRESETS
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by concept (cells, attention, genotypes, helpers)
     "VanillaRNNCell", "VanillaRNN", "MUT1Cell", "MUT2Cell", "MUT3Cell", "MUT1", "MUT2", "MUT3",
     "ProjectedRNN", "ProjectedRNNCell",
     "BahdanauAttention", "AttentionDecoderCell", "AttentionDecoder",
