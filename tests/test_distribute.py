@@ -221,3 +221,18 @@ def test_a_stateful_model_is_refused_with_one_line(tmp_path, capsys):
     assert len(err) == 1 and "is stateful" in err[0] and "without --distribute" in err[0]
     assert not run.exists()
     assert distribute.training_strategy() is None
+
+
+@pytest.mark.parametrize(
+    "app", ["sentiment", "charlm", "music", "tagger", "forecast", "captioning", "translation"]
+)
+def test_every_apps_train_command_takes_distribute(app):
+    import importlib
+
+    verbs = importlib.import_module(f"apps.{app}.verbs")
+    train = next(v for v in verbs.VERBS if v.name == "train")
+    parser = cli.build_parser(verbs.APP, train, verbs.VERBS, is_main=False)
+    assert parser.parse_args(["--distribute", "mirrored"]).distribute == "mirrored"
+    assert parser.parse_args([]).distribute == "none"
+    with pytest.raises(UsageError, match="--distribute: invalid choice: 'tpu'"):
+        parser.parse_args(["--distribute", "tpu"])
