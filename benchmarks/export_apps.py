@@ -430,28 +430,13 @@ def metric_captioning(run_dir: Path, config: dict, limit: int) -> Metric:
 def metric_forecast(run_dir: Path, config: dict, limit: int) -> Metric:
     import numpy as np
 
-    from apps.common.rundir import RunDir
-    from apps.forecast.data import (
-        Scaler,
-        chronological_split,
-        features,
-        gather_targets,
-        gather_windows,
-        load_series,
-        split_origins,
-        usable_origins,
-    )
-    from apps.forecast.train import APP_MODULE, SCALER_FILE, read_run_config
+    from apps.forecast.data import features, gather_targets, gather_windows
+    from apps.forecast.export_hook import period_origins
 
-    run = RunDir.open(run_dir, APP_MODULE)
-    cfg, meta = read_run_config(run)
-    series = load_series(cfg.data, target=cfg.target, covariates=cfg.covariates,
-                         time_column=cfg.time_column, freq=meta.get("freq"), limit=cfg.limit)  # fmt: skip
+    cfg, series, scaler, origins = period_origins(run_dir, "test", need_truth=True,
+                                                  eval_stride=True)  # fmt: skip
+    origins = _limit(origins, limit)
     L, H = cfg.lookback, cfg.horizon
-    split = chronological_split(len(series), L, H, cfg.val_fraction, cfg.test_fraction)
-    origins = split_origins(split, L, H, cfg.eval_stride)["test"]
-    origins = _limit(usable_origins(series.target, origins, L, H, need_truth=True), limit)
-    scaler = Scaler.from_dict(run.read_json(SCALER_FILE))
     windows = gather_windows(features(series.values, scaler), origins, L)
     truth = gather_targets(series.target, origins, H)
     qi = cfg.median_index
