@@ -22,7 +22,13 @@ def test_ud_english_ewt_upos(shared_data, tmp_path, capsys):
     from apps.tagger.train import train_and_evaluate
 
     ewt = shared_data / "ner" / "ud_english_ewt"
-    metrics = train_and_evaluate(_tiny(str(ewt)), tmp_path / "upos")
+    config = _tiny(str(ewt), layers=2, epochs=2)  # UPOS_RECIPE's two layers, in small
+    metrics = train_and_evaluate(config, tmp_path / "upos")
+    best = json.loads((tmp_path / "upos" / "checkpoints" / "best.json").read_text())
+    # part of speech keeps the epoch with the best validation accuracy
+    assert best["monitor"] == "val_accuracy" and best["mode"] == "max"
+    history = (tmp_path / "upos" / "history.csv").read_text().splitlines()
+    assert len(history) == 3
     assert metrics["task"] == "pos" and "f1" not in metrics
     assert metrics["sentences"] == 80 and 0.0 < metrics["token_accuracy"] <= 1.0
     assert set(metrics["per_tag"]) <= set(UPOS_TAGS)

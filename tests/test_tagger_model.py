@@ -136,3 +136,22 @@ def test_probe_logic_on_one_way_and_two_way_models():
     assert len(bilstm["results"]) == len(pairs)
     with pytest.raises(RuntimeError, match="left context only"):
         probe_model(model, vocab, pairs, name="bilstm", bidirectional=False)
+
+
+@pytest.mark.parametrize("name", ["bilstm", "bimut1"])
+def test_stacked_layers(name):
+    vocab = _vocab()
+    kw = {"word_dim": 8, "char_dim": 4, "char_filters": 8, "units": 6, "seed": 1}
+    one = build_model(name, len(vocab.words), len(vocab.chars), 3, **kw)
+    two = build_model(name, len(vocab.words), len(vocab.chars), 3, layers=2, **kw)
+    names = [layer.name for layer in two.layers]
+    assert {"recurrent", "recurrent_2", "output_dropout_2"} <= set(names)
+    # bidirectional MUT1 adds x_t to a units-wide sum: the second layer gets its own projection
+    assert ("projection_2" in names) == (name == "bimut1")
+    assert two.count_params() > one.count_params()
+    short, long_ = ["w1", "w2"], ["w3", "w4", "w5", "w6"]
+    alone = np.asarray(two.predict_on_batch(encode_batch(vocab, [short])))[0]
+    batched = np.asarray(two.predict_on_batch(encode_batch(vocab, [short, long_], length=9)))
+    np.testing.assert_allclose(batched[0, :2], alone, atol=1e-6)  # padding still inert
+    with pytest.raises(ValueError, match="layers"):
+        build_model(name, len(vocab.words), len(vocab.chars), 3, layers=0, **kw)

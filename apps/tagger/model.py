@@ -209,6 +209,7 @@ def build_model(
     char_filters: int = 48,
     char_kernel: int = 3,
     units: int = 64,
+    layers: int = 1,
     dropout: float = 0.25,
     word_dropout: float = 0.05,
     seed: int | None = None,
@@ -226,7 +227,8 @@ def build_model(
         char_filters: character encoder output width.
         char_kernel: characters per convolution window (odd).
         units: recurrent units (per direction).
-        dropout: dropout before and after the recurrent layer.
+        layers: stacked recurrent layers (``recurrent``, ``recurrent_2``, …; dropout between).
+        dropout: dropout before and after each recurrent layer.
         word_dropout: probability of replacing a word by ``[UNK]`` in training.
         seed: seed of the initialisers and dropout.
 
@@ -245,7 +247,8 @@ def build_model(
     """
     for arg, value, low in (("num_words", num_words, 3), ("num_chars", num_chars, 3),
                             ("num_tags", num_tags, 1), ("word_dim", word_dim, 1),
-                            ("char_dim", char_dim, 0), ("units", units, 1)):  # fmt: skip
+                            ("char_dim", char_dim, 0), ("units", units, 1),
+                            ("layers", layers, 1)):  # fmt: skip
         if not isinstance(value, int) or value < low:
             raise ValueError(f"{arg} must be an integer >= {low}. Received: {arg}={value}")
     if not 0.0 <= dropout < 1.0:
@@ -268,14 +271,18 @@ def build_model(
     if dropout > 0:
         x = keras.layers.Dropout(dropout, seed=_seed(seed, 3), name="input_dropout")(x)
     width = word_dim + (char_filters if char_dim > 0 else 0)
-    if _needs_units_wide_input(spec) and width != units:
-        x = keras.layers.Dense(units, use_bias=False, name="projection",
-                               kernel_initializer=keras.initializers.GlorotUniform(
-                                   seed=_seed(seed, 4)))(x)  # fmt: skip
-    x = recurrent_layer(name, units, return_sequences=True, seed=_seed(seed, 5),
-                        name="recurrent")(x)  # fmt: skip
-    if dropout > 0:
-        x = keras.layers.Dropout(dropout, seed=_seed(seed, 6), name="output_dropout")(x)
+    for i in range(layers):  # layer 0 keeps the names of the one-layer tagger
+        suffix = "" if i == 0 else f"_{i + 1}"
+        if _needs_units_wide_input(spec) and width != units:
+            x = keras.layers.Dense(units, use_bias=False, name="projection" + suffix,
+                                   kernel_initializer=keras.initializers.GlorotUniform(
+                                       seed=_seed(seed, 4 + 10 * i)))(x)  # fmt: skip
+        x = recurrent_layer(name, units, return_sequences=True, seed=_seed(seed, 5 + 10 * i),
+                            name="recurrent" + suffix)(x)  # fmt: skip
+        if dropout > 0:
+            x = keras.layers.Dropout(dropout, seed=_seed(seed, 6 + 10 * i),
+                                     name="output_dropout" + suffix)(x)  # fmt: skip
+        width = units * (2 if spec.bidirectional else 1)
     probs = keras.layers.Dense(
         num_tags,
         activation="softmax",

@@ -57,6 +57,13 @@ def _check_config(config: TaggerConfig) -> None:
     check_model_name(config.model)
 
 
+def _odd_width(text: str) -> int:
+    value = cli.positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be odd, got {value}")
+    return value
+
+
 def _config_flags(parser: argparse.ArgumentParser) -> None:
     shown = cli.default_shown(TaggerConfig.small(), none="all")
 
@@ -73,6 +80,18 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--char-dim", dest="char_dim", type=cli.nonnegative_int, metavar="N",
                         help="character embedding width, 0 = no character encoder "
                         + shown("char_dim"))  # fmt: skip
+    parser.add_argument("--char-filters", dest="char_filters", type=cli.positive_int,
+                        metavar="N", help="character CNN filters " + shown("char_filters"))  # fmt: skip
+    parser.add_argument("--char-kernel", dest="char_kernel", type=_odd_width, metavar="N",
+                        help="characters per character-CNN window (odd) " + shown("char_kernel"))  # fmt: skip
+    parser.add_argument("--min-count", dest="min_count", type=cli.positive_int, metavar="N",
+                        help="training occurrences a word needs for its own vector "
+                        + shown("min_count"))  # fmt: skip
+    parser.add_argument("--layers", type=cli.positive_int, metavar="N",
+                        help="stacked recurrent layers " + shown("layers"))  # fmt: skip
+    parser.add_argument("--word-dropout", dest="word_dropout", type=cli.float_in(0.0, 0.99),
+                        metavar="P", help="probability of replacing a training word by [UNK] "
+                        + shown("word_dropout"))  # fmt: skip
     parser.add_argument("--dropout", type=cli.float_in(0.0, 0.99), metavar="P",
                         help="dropout around the recurrent layer " + shown("dropout"))  # fmt: skip
     parser.add_argument("--learning-rate", dest="learning_rate", metavar="LR",
