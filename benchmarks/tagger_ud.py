@@ -11,7 +11,7 @@ Writes ``benchmarks/out/tagger_ud.json`` and ``.md`` and prints the table.
 
 Usage::
 
-    python benchmarks/tagger_ud.py                       # base preset + UPOS_RECIPE, 12 epochs
+    python benchmarks/tagger_ud.py                       # base preset + UPOS_RECIPE, 20 epochs
     python benchmarks/tagger_ud.py --preset-only         # the base preset alone
     python benchmarks/tagger_ud.py --set layers=3        # one config key changed (repeatable)
     python benchmarks/tagger_ud.py --tags xpos --model bigru

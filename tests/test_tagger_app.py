@@ -156,7 +156,8 @@ def test_upos_recipe_flags_build_the_benchmarked_config(capsys):
     train = next(v for v in verbs.VERBS if v.name == "train")
     parser = cli.build_parser(verbs.APP, train, verbs.VERBS, is_main=False)
     args = parser.parse_args(["--size", "base", "--layers", "2", "--char-filters", "128",
-                              "--char-kernel", "5", "--word-dropout", "0.25", "--min-count", "1"])  # fmt: skip
+                              "--char-kernel", "5", "--word-dropout", "0.25", "--min-count", "1",
+                              "--epochs", "20"])  # fmt: skip
     assert cli.config_from_args(verbs.APP, args) == TaggerConfig.base().replace(**UPOS_RECIPE)
     code, _, err = run_cli(capsys, "train", "--char-kernel", "4")
     assert code == 2 and "--char-kernel: must be odd, got 4" in err
