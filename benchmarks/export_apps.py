@@ -430,12 +430,15 @@ def metric_captioning(run_dir: Path, config: dict, limit: int) -> Metric:
 def metric_forecast(run_dir: Path, config: dict, limit: int) -> Metric:
     import numpy as np
 
+    from apps.common.rundir import RunDir
     from apps.forecast.data import features, gather_targets, gather_windows
-    from apps.forecast.export_hook import period_origins
+    from apps.forecast.train import APP_MODULE, evaluation_origins, load_run_series, load_trained
 
-    cfg, series, scaler, origins = period_origins(run_dir, "test", need_truth=True,
-                                                  eval_stride=True)  # fmt: skip
-    origins = _limit(origins, limit)
+    # the origins `python -m apps.forecast evaluate` scores, on the run's own series
+    trained = load_trained(RunDir.open(run_dir, APP_MODULE))
+    series = load_run_series(trained)
+    origins = _limit(evaluation_origins(trained, series, own_series=True), limit)
+    cfg, scaler = trained.config, trained.scaler
     L, H = cfg.lookback, cfg.horizon
     windows = gather_windows(features(series.values, scaler), origins, L)
     truth = gather_targets(series.target, origins, H)

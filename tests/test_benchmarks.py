@@ -304,3 +304,19 @@ def test_music_generation_methods_agree_frame_for_frame(tmp_path):
     rows = json.loads((tmp_path / "music_generation.json").read_text())["rows"]
     assert len(rows) == 8 and all(r["same_frames_as_tflite_step_loop"] for r in rows)
     assert {r["method"] for r in rows} >= {"tflite step loop", "keras re-run prefix (tf.function)"}
+
+
+def test_export_apps_forecast_metric_is_the_apps_own_test_mae(tmp_path):
+    import keras
+
+    from apps.forecast.config import ForecastConfig
+    from apps.forecast.train import train_and_evaluate
+    from benchmarks import export_apps
+
+    run = tmp_path / "forecast"
+    metrics = train_and_evaluate(ForecastConfig.tiny().replace(classical="none"), run)
+    metric = export_apps.metric_forecast(run, {}, 10_000)
+    model = keras.saving.load_model(run / "model.keras")
+    outputs = export_apps.keras_outputs(model, metric.inputs, ["window"])
+    assert len(outputs) == metrics["origins"] == metric.inputs.shape[0]
+    assert metric.score(outputs) == pytest.approx(metrics["mae"], rel=1e-5)

@@ -21,22 +21,13 @@ from export.app_hooks import AppHook
 MAX_WINDOWS = 256
 
 
-def period_origins(
-    run_dir: Path, period: str, *, need_truth: bool = False, eval_stride: bool = False
-) -> tuple[Any, Any, Any, np.ndarray]:
-    """``(config, series, scaler, origins)``: the run's own series and the usable forecast
-    origins of one period of its chronological split (``"train"``, ``"val"``, ``"test"``).
-
-    Args:
-        run_dir: a forecast run dir.
-        period: which part of the split.
-        need_truth: keep only origins with an observed target in the horizon.
-        eval_stride: every ``config.eval_stride``-th origin (as ``evaluate`` does), else all.
-    """
+def _windows(run_dir: Path, period: str) -> np.ndarray:
     from apps.common.rundir import RunDir
     from apps.forecast.data import (
         Scaler,
         chronological_split,
+        features,
+        gather_windows,
         load_series,
         split_origins,
         usable_origins,
@@ -50,19 +41,12 @@ def period_origins(
                          limit=config.limit)  # fmt: skip
     L, H = config.lookback, config.horizon
     split = chronological_split(len(series), L, H, config.val_fraction, config.test_fraction)
-    stride = config.eval_stride if eval_stride else 1
-    origins = split_origins(split, L, H, stride)[period]
-    origins = usable_origins(series.target, origins, L, H, need_truth=need_truth)
-    return config, series, Scaler.from_dict(run.read_json(SCALER_FILE)), origins
-
-
-def _windows(run_dir: Path, period: str) -> np.ndarray:
-    from apps.forecast.data import features, gather_windows
-
-    config, series, scaler, origins = period_origins(Path(run_dir), period)
+    origins = split_origins(split, L, H)[period]
+    origins = usable_origins(series.target, origins, L, H, need_truth=False)
     if len(origins) > MAX_WINDOWS:  # evenly spread over the period
         origins = origins[np.linspace(0, len(origins) - 1, MAX_WINDOWS).astype(int)]
-    return gather_windows(features(series.values, scaler), origins, config.lookback)
+    scaler = Scaler.from_dict(run.read_json(SCALER_FILE))
+    return gather_windows(features(series.values, scaler), origins, L)
 
 
 def representative_inputs(run_dir: Path, config: Any) -> np.ndarray:
