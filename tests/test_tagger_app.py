@@ -160,4 +160,5 @@ def test_upos_recipe_flags_build_the_benchmarked_config(capsys):
                               "--epochs", "20"])  # fmt: skip
     assert cli.config_from_args(verbs.APP, args) == TaggerConfig.base().replace(**UPOS_RECIPE)
     code, _, err = run_cli(capsys, "train", "--char-kernel", "4")
-    assert code == 2 and "--char-kernel: must be odd, got 4" in err
+    assert code == 2 and "config: char_kernel must be odd and >= 1, got 4" in err
+    assert len(err.strip().splitlines()) == 1

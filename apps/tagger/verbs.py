@@ -57,13 +57,6 @@ def _check_config(config: TaggerConfig) -> None:
     check_model_name(config.model)
 
 
-def _odd_width(text: str) -> int:
-    value = cli.positive_int(text)
-    if value % 2 == 0:
-        raise argparse.ArgumentTypeError(f"must be odd, got {value}")
-    return value
-
-
 def _config_flags(parser: argparse.ArgumentParser) -> None:
     shown = cli.default_shown(TaggerConfig.small(), none="all")
 
@@ -82,7 +75,7 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
                         + shown("char_dim"))  # fmt: skip
     parser.add_argument("--char-filters", dest="char_filters", type=cli.positive_int,
                         metavar="N", help="character CNN filters " + shown("char_filters"))  # fmt: skip
-    parser.add_argument("--char-kernel", dest="char_kernel", type=_odd_width, metavar="N",
+    parser.add_argument("--char-kernel", dest="char_kernel", type=cli.positive_int, metavar="N",
                         help="characters per character-CNN window (odd) " + shown("char_kernel"))  # fmt: skip
     parser.add_argument("--min-count", dest="min_count", type=cli.positive_int, metavar="N",
                         help="training occurrences a word needs for its own vector "
