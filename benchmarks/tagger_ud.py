@@ -41,6 +41,19 @@ PUBLISHED = (
 )
 
 
+def _key_value(text: str) -> tuple[str, object]:
+    """``KEY=JSON`` -> ``(KEY, value)``; the config checks the key and the value's type."""
+    key, sep, value = text.partition("=")
+    try:
+        if not sep or not key:
+            raise ValueError
+        return key, json.loads(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=JSON (e.g. layers=2), got {text!r}"
+        ) from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
@@ -52,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--preset-only", action="store_true",
                    help="the --size preset as it is, without the part-of-speech changes "
                    "(apps.tagger.config.UPOS_RECIPE)")  # fmt: skip
-    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", type=_key_value,
                    help="override one config key of the preset (repeatable), e.g. layers=2")  # fmt: skip
     p.add_argument("--max-minutes", type=float, default=30.0,
                    help="stop training at the first epoch end after this many minutes")  # fmt: skip
@@ -81,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs:
         config = config.replace(epochs=args.epochs)
     if args.set:
-        overrides = dict(item.split("=", 1) for item in args.set)
-        config = TaggerConfig.from_dict({**config.to_dict(),
-                                         **{k: json.loads(v) for k, v in overrides.items()}})  # fmt: skip
+        config = TaggerConfig.from_dict({**config.to_dict(), **dict(args.set)})
     if args.quick:
         config = config.replace(limit=300)
     if args.fresh:

@@ -320,3 +320,17 @@ def test_export_apps_forecast_metric_is_the_apps_own_test_mae(tmp_path):
     outputs = export_apps.keras_outputs(model, metric.inputs, ["window"])
     assert len(outputs) == metrics["origins"] == metric.inputs.shape[0]
     assert metric.score(outputs) == pytest.approx(metrics["mae"], rel=1e-5)
+
+
+def test_tagger_ud_quick_applies_set_overrides_on_real_ud(shared_data, tmp_path):
+    from benchmarks import tagger_ud
+
+    ewt = shared_data / "ner" / "ud_english_ewt"
+    argv = ["--quick", "--data", str(ewt), "--set", "layers=2", "--set", "word_dropout=0.2",
+            "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out")]  # fmt: skip
+    assert tagger_ud.main(argv) == 0
+    row = json.loads((tmp_path / "out" / "tagger_ud_quick.json").read_text())
+    assert row["config"]["layers"] == 2 and row["config"]["word_dropout"] == 0.2
+    assert row["tokens"] > 0 and 0.0 < row["token_accuracy"] <= 1.0
+    with pytest.raises(SystemExit):
+        tagger_ud.parse_args(["--set", "layers"])  # not KEY=JSON
