@@ -15,6 +15,7 @@ from seqlayers.vanilla import VanillaRNN, VanillaRNNCell
 # --- attention (owner: attention helper) ---
 from seqlayers.attention import BahdanauAttention
 from seqlayers.attention_decoder import AttentionDecoder, AttentionDecoderCell
+from seqlayers.position import PositionEmbedding
 
 # --- genotype cells (owner: genotype helper) ---
 from seqlayers.genotype import (
@@ -31,7 +32,7 @@ from seqlayers.genotype_presets import PRESETS as GENOTYPE_PRESETS
 __all__ = [  # noqa: RUF022 - grouped by concept (cells, attention, genotypes, helpers)
     "VanillaRNNCell", "VanillaRNN", "MUT1Cell", "MUT2Cell", "MUT3Cell", "MUT1", "MUT2", "MUT3",
     "ProjectedRNN", "ProjectedRNNCell",
-    "BahdanauAttention", "AttentionDecoderCell", "AttentionDecoder",
+    "BahdanauAttention", "AttentionDecoderCell", "AttentionDecoder", "PositionEmbedding",
     "CellGenotype", "GenotypeNode", "NodeInput", "GenotypeCell", "GenotypeRNN", "GENOTYPE_PRESETS",
     "param_count", "random_genotype", "units_for_budget", "set_weights_from_keras",
 ]

@@ -151,6 +151,7 @@ def _make_head(vocab_size: int, grid: tuple[int, int, int], cell: str, units: in
     layers = {
         "grid": keras.layers.Reshape((h * w, d), name="grid"),
         "project": keras.layers.Dense(width, activation="relu", name="project"),
+        "position": seqlayers.PositionEmbedding(name="position"),
         "mean_features": keras.layers.GlobalAveragePooling1D(name="mean_features"),
         "embedding": keras.layers.Embedding(vocab_size, embedding_dim, name="embedding"),
         "decoder": seqlayers.AttentionDecoder(attention_cell, name="decoder"),
@@ -162,8 +163,15 @@ def _make_head(vocab_size: int, grid: tuple[int, int, int], cell: str, units: in
     return layers
 
 
-def _apply_head(layers: dict[str, Any], grid: Any, caption: Any) -> Any:
+def _values(layers: dict[str, Any], grid: Any) -> Any:
+    """The attention's values: the grid flattened, projected, plus a learned position per cell
+    (runs saved before ``position`` existed have none)."""
     values = layers["project"](layers["grid"](grid))
+    return layers["position"](values) if layers.get("position") is not None else values
+
+
+def _apply_head(layers: dict[str, Any], grid: Any, caption: Any) -> Any:
+    values = _values(layers, grid)
     mean = layers["mean_features"](values)
     states = [dense(mean) for dense in layers["init"]]
     embedded = layers["embedding"](caption)
@@ -173,6 +181,8 @@ def _apply_head(layers: dict[str, Any], grid: Any, caption: Any) -> Any:
 
 def _head_layers(model: keras.Model) -> dict[str, Any]:
     layers = {name: model.get_layer(name) for name in HEAD_LAYERS}
+    names = {layer.name for layer in model.layers}
+    layers["position"] = model.get_layer("position") if "position" in names else None
     layers["init"] = [layer for layer in model.layers if layer.name.startswith("init_state_")]
     layers["init"].sort(key=lambda layer: int(layer.name.rsplit("_", 1)[1]))
     return layers
@@ -267,7 +277,7 @@ def build_init_model(model: keras.Model) -> keras.Model:
     layers = _head_layers(model)
     encoder = model.get_layer("encoder")
     image = keras.Input(encoder.input.shape[1:], name="image")
-    values = layers["project"](layers["grid"](encoder(image)))
+    values = _values(layers, encoder(image))
     keys = PrecomputeKeys(layers["decoder"].cell.attention, name="keys")(values)
     mean = layers["mean_features"](values)
     states = [dense(mean) for dense in layers["init"]]
