@@ -21,12 +21,34 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 TARGET = 1.50
+
+
+def make_config(args: argparse.Namespace, *, cell: str, units: int) -> Any:
+    """The app config of a tiny-shakespeare run: ``args``' training flags, one cell and size."""
+    from apps.charlm.config import CharLMConfig
+
+    return CharLMConfig.base().replace(
+        data=str(args.data),
+        max_chars=None,
+        cell=cell,
+        layers=args.layers,
+        units=units,
+        embedding_dim=args.embedding_dim,
+        dropout=args.dropout,
+        bptt=args.bptt,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        clipnorm=args.clipnorm,
+        seed=args.seed,
+    )
 
 
 def main() -> None:
@@ -58,25 +80,10 @@ def main() -> None:
             f"error: {args.data} not found (give --data .../tinyshakespeare/input.txt)"
         )
 
-    from apps.charlm.config import CharLMConfig
     from apps.charlm.train import train_and_evaluate
     from apps.common.rundir import atomic_write_json, atomic_write_text
 
-    config = CharLMConfig.base().replace(
-        data=str(args.data),
-        max_chars=None,
-        cell=args.cell,
-        layers=args.layers,
-        units=args.units,
-        embedding_dim=args.embedding_dim,
-        dropout=args.dropout,
-        bptt=args.bptt,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        clipnorm=args.clipnorm,
-        seed=args.seed,
-    )
+    config = make_config(args, cell=args.cell, units=args.units)
     run_dir = (
         args.run_dir or args.out / f"charlm_shakespeare_{args.cell}_{args.layers}x{args.units}"
     )

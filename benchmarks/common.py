@@ -29,6 +29,20 @@ DEFAULT_OUT = REPO / "benchmarks" / "out"
 CLOCKS = ("cpu", "wall")
 
 
+def units_for_params(count: Callable[[int], int], target: int) -> tuple[int, int]:
+    """The hidden size ``u`` whose model has the parameter count ``count(u)`` closest to
+    ``target`` (``count`` increasing in ``u``), and that count: models "at matched size"."""
+    lo, hi = 1, 2048
+    while lo < hi:  # smallest units with count >= target
+        mid = (lo + hi) // 2
+        if count(mid) < target:
+            lo = mid + 1
+        else:
+            hi = mid
+    best = min((u for u in (lo - 1, lo) if u >= 1), key=lambda u: abs(count(u) - target))
+    return best, count(best)
+
+
 # --- environment -----------------------------------------------------------------------------
 def configure_threads(threads: int) -> None:
     """Limits the compute threads of the backend about to be imported (0 = its default).

@@ -39,6 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks import common
+
 SHARED = Path(os.environ.get("RNNSUITE_SHARED_DATA", REPO.parent / "shared" / "data")) / "music"
 DATASETS = {
     "jsb": SHARED / "jsb_chorales" / "jsb-chorales-quarter.json",
@@ -62,15 +64,7 @@ def units_for_params(cell: str, target: int, layers: int = 1) -> tuple[int, int]
     def count(units: int) -> int:
         return build_model("roll", cell, units=units, layers=layers).count_params()
 
-    lo, hi = 1, 2048
-    while lo < hi:  # smallest units with count >= target
-        mid = (lo + hi) // 2
-        if count(mid) < target:
-            lo = mid + 1
-        else:
-            hi = mid
-    best = min((u for u in (lo - 1, lo) if u >= 1), key=lambda u: abs(count(u) - target))
-    return best, count(best)
+    return common.units_for_params(count, target)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

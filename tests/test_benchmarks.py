@@ -334,3 +334,32 @@ def test_tagger_ud_quick_applies_set_overrides_on_real_ud(shared_data, tmp_path)
     assert row["tokens"] > 0 and 0.0 < row["token_accuracy"] <= 1.0
     with pytest.raises(SystemExit):
         tagger_ud.parse_args(["--set", "layers"])  # not KEY=JSON
+
+
+def test_units_for_params_picks_the_size_nearest_the_budget():
+    from benchmarks.common import units_for_params
+
+    assert units_for_params(lambda u: 4 * u * u, 400) == (10, 400)
+    assert units_for_params(lambda u: 4 * u * u, 430) == (10, 400)  # 10 -> 400, 11 -> 484
+    assert units_for_params(lambda u: 4 * u * u, 460) == (11, 484)
+    assert units_for_params(lambda u: 100 * u, 1) == (1, 100)
+
+
+def test_charlm_cells_matches_parameter_counts_on_real_shakespeare(shared_data, tmp_path):
+    from benchmarks import charlm_cells
+
+    text = shared_data / "tinyshakespeare" / "input.txt"
+    argv = ["--data", str(text), "--cells", "lstm,vanilla,mut1", "--units", "16", "--epochs",
+            "1", "--max-chars", "40000", "--bptt", "20", "--batch-size", "8", "--out",
+            str(tmp_path)]  # fmt: skip
+    assert charlm_cells.main(argv) == 0
+    payload = json.loads((tmp_path / "charlm_cells.json").read_text())
+    rows = {r["cell"]: r for r in payload["rows"]}
+    assert list(rows) == ["lstm", "vanilla", "mut1"]
+    budget = payload["params_target"]
+    assert rows["lstm"]["units"] == 16 and rows["lstm"]["params"] == budget
+    assert rows["vanilla"]["units"] > 16  # a plain tanh RNN needs more units for the budget
+    for row in rows.values():
+        assert abs(row["params"] - budget) <= 0.05 * budget
+        assert 0.0 < row["val_nats_per_char"] < 5.0
+    assert "| mut1 |" in (tmp_path / "charlm_cells.md").read_text()
