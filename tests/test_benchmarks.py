@@ -363,3 +363,35 @@ def test_charlm_cells_matches_parameter_counts_on_real_shakespeare(shared_data, 
         assert abs(row["params"] - budget) <= 0.05 * budget
         assert 0.0 < row["val_nats_per_char"] < 5.0
     assert "| mut1 |" in (tmp_path / "charlm_cells.md").read_text()
+
+
+def test_captioning_digits_sorts_wrong_captions_by_kind():
+    from apps.captioning.scenes import Scene, caption_for
+    from benchmarks.captioning_digits import caption_digits, classify, error_breakdown
+
+    assert caption_digits("three digits: four, one and nine") == [4, 1, 9]
+    assert caption_digits("a seven above an eight") == [7, 8]
+    assert classify([4, 1, 9, 2], [4, 9, 1, 2]) == "order"
+    assert classify([4, 1, 9], [4, 1, 1]) == "misread"
+    assert classify([4, 1, 9], [4, 1]) == "other"
+    scenes = [Scene(None, caption_for("row3", d), d, (), ()) for d in [(4, 1, 9), (2, 3, 5)]]
+    scenes.append(Scene(None, caption_for("left_of", (7, 8)), (7, 8), (), ()))
+    generated = ["three digits: four, nine and one", "three digits: two, three and five",
+                 "a seven to the left of a three"]  # fmt: skip
+    out = error_breakdown(scenes, generated)
+    assert out["kinds"] == {"order": 1, "misread": 1, "other": 0}
+    assert out["by_digits"] == {2: [1, 1], 3: [1, 2]}
+
+
+def test_captioning_digits_quick_run_writes_its_table(tmp_path):
+    from benchmarks import captioning_digits
+
+    argv = ["--seeds", "3", "--scenes", "120", "--epochs", "1", "--out", str(tmp_path)]
+    assert captioning_digits.main(argv) == 0
+    payload = json.loads((tmp_path / "captioning_digits.json").read_text())
+    (row,) = payload["rows"]
+    assert row["seed"] == 3 and row["test_scenes"] == 24 and payload["config"]["epochs"] == 1
+    wrong = sum(w for w, _ in row["by_digits"].values())
+    assert sum(row["kinds"].values()) == wrong
+    assert wrong == round((1 - row["exact_caption_accuracy"]) * row["test_scenes"])
+    assert "| 3 |" in (tmp_path / "captioning_digits.md").read_text()
