@@ -74,6 +74,29 @@ def test_resume_continues_instead_of_restarting(tmp_path):
     assert again.best == result.best
 
 
+class SlowEpochs(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        import time
+
+        time.sleep(0.2)
+
+
+def test_train_seconds_survive_a_kill_and_add_up_over_resumes(tmp_path):
+    run = RunDir.prepare(tmp_path / "run", "apps.test")
+    ds = _data()
+    assert training.read_train_seconds(run) is None
+    with pytest.raises(KeyboardInterrupt):
+        training.fit(_model(), ds, ds, run, 4, callbacks=[SlowEpochs(), Interrupt(2)],
+                     quiet=True, tensorboard=False, plot=False)  # fmt: skip
+    killed = training.read_train_seconds(run)
+    assert killed is not None and killed >= 0.4  # two finished epochs of >= 0.2 s each
+    training.fit(_model(), ds, ds, run, 4, callbacks=[SlowEpochs()], quiet=True,
+                 tensorboard=False, plot=False)  # fmt: skip
+    assert training.read_train_seconds(run) >= killed + 0.4
+    (run.checkpoints / training.TRAIN_TIME).write_text("{not json")
+    assert training.read_train_seconds(run) is None
+
+
 def test_history_rows_past_the_backup_are_dropped(tmp_path):
     run = RunDir.prepare(tmp_path / "run", "apps.test")
     run.history_csv.write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n3,0.")

@@ -30,7 +30,6 @@ from apps.common.errors import DataError, RunDirError, UsageError
 from apps.common.rundir import RunDir, atomic_write_json, atomic_write_text
 
 APP_MODULE = "apps.captioning"
-TIMING_FILE = "train_time.json"  # in checkpoints/: seconds spent in fit, summed over resumes
 FEATURES_SUBDIR = "features"
 PRETRAINED_MIN_SIZE = 128
 MIN_LR_FRACTION = 0.03
@@ -173,6 +172,7 @@ def evaluate_trained(trained: TrainedRun, split: CaptionSplit, *, data: str, spl
     """
     from apps.captioning.metrics import caption_scores, exact_accuracy
     from apps.captioning.vocab import caption_words, detokenize, reference_tokens
+    from apps.common import training
 
     if len(split) == 0:
         raise DataError(f"--data: {data} has no {split_name} images to evaluate")
@@ -195,7 +195,7 @@ def evaluate_trained(trained: TrainedRun, split: CaptionSplit, *, data: str, spl
         vocab_size=int(trained.tokenizer.vocab_size),
         decode_seconds=round(time.monotonic() - started, 2),
     )
-    seconds = read_train_seconds(trained.run)
+    seconds = training.read_train_seconds(trained.run)
     if seconds is not None:
         metrics["train_seconds"] = round(seconds, 2)
     if write:
@@ -207,19 +207,6 @@ def evaluate_trained(trained: TrainedRun, split: CaptionSplit, *, data: str, spl
         )
         atomic_write_json(trained.run.metrics_json, metrics)
     return metrics
-
-
-def read_train_seconds(run: RunDir) -> float | None:
-    """Seconds spent in ``fit`` for this run, summed over resumed calls (``None``: unknown)."""
-    try:
-        return float(json.loads((run.checkpoints / TIMING_FILE).read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _add_train_seconds(run: RunDir, seconds: float) -> None:
-    total = (read_train_seconds(run) or 0.0) + seconds
-    atomic_write_json(run.checkpoints / TIMING_FILE, {"seconds": total})
 
 
 # ----------------------------------------------------------------------------- train
@@ -368,9 +355,7 @@ def train(
     schedule = keras.callbacks.LearningRateScheduler(
         lambda epoch, lr: learning_rate_at(epoch, config)
     )
-    started = time.monotonic()
     training.fit(model, train_ds, val_ds, run, config.epochs, quiet=quiet, callbacks=[schedule])
-    _add_train_seconds(run, time.monotonic() - started)
     if config.frozen_encoder:
         _finish_frozen(run, config, encoder)
     return load_trained(run), data

@@ -13,10 +13,8 @@ nats and bits per character.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +25,6 @@ from apps.common.errors import RunDirError
 from apps.common.rundir import RunDir, atomic_output, atomic_write_json, load_keras_model
 
 APP_MODULE = "apps.charlm"
-TIMING_FILE = "train_time.json"  # in checkpoints/: seconds spent in fit, summed over resumes
 
 
 def _say(log: Callable[[str], None] | None, message: str) -> None:
@@ -143,6 +140,8 @@ def evaluate_trained(
     trained: TrainedRun, val_text: str, *, data: str, write: bool = True
 ) -> dict[str, Any]:
     """Validation metrics of a trained run; written to ``metrics.json`` when ``write``."""
+    from apps.common import training
+
     ids = trained.vocab.encode(val_text)
     result = evaluate_ids(trained.model, ids, trained.config.batch_size, trained.config.bptt)
     metrics: dict[str, Any] = {
@@ -158,25 +157,12 @@ def evaluate_trained(
         "vocab_size": trained.vocab.size,
         "params": int(trained.model.count_params()),
     }
-    seconds = read_train_seconds(trained.run)
+    seconds = training.read_train_seconds(trained.run)
     if seconds is not None:
         metrics["train_seconds"] = round(seconds, 2)
     if write:
         atomic_write_json(trained.run.metrics_json, metrics)
     return metrics
-
-
-def read_train_seconds(run: RunDir) -> float | None:
-    """Seconds spent in ``fit`` for this run, summed over resumed calls (``None``: unknown)."""
-    try:
-        return float(json.loads((run.checkpoints / TIMING_FILE).read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _add_train_seconds(run: RunDir, seconds: float) -> None:
-    total = (read_train_seconds(run) or 0.0) + seconds
-    atomic_write_json(run.checkpoints / TIMING_FILE, {"seconds": total})
 
 
 # -------------------------------------------------------------------------- train
@@ -272,10 +258,8 @@ def train_and_evaluate(
             log,
             f"resuming from epoch {start_epoch} of {config.epochs} (checkpoint in {run.checkpoints})",
         )
-    started = time.monotonic()
     training.fit(model, train_ds, val_ds, run, config.epochs, quiet=quiet,
                  callbacks=[_state_reset_callback()])  # fmt: skip
-    _add_train_seconds(run, time.monotonic() - started)
     _save_stateless(run)
     trained = load_trained(run)
     return evaluate_trained(trained, corpus.val, data=config.data)

@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +47,7 @@ from apps.common.rundir import (
 )
 
 BEST_STATE = "best.json"
+TRAIN_TIME = "train_time.json"  # in checkpoints/: seconds of training, summed over resumes
 
 
 def seed_everything(seed: int) -> None:
@@ -232,6 +234,34 @@ class FitResult:
         return self.initial_epoch > 0
 
 
+def read_train_seconds(run: RunDir) -> float | None:
+    """Seconds this run has trained: every finished epoch, summed over resumed calls (a killed
+    call keeps the epochs it finished). ``None``: unknown."""
+    try:
+        return float(json.loads((run.checkpoints / TRAIN_TIME).read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class TrainClock(keras.callbacks.Callback):
+    """Adds the wall time of each finished epoch to ``checkpoints/train_time.json`` (the
+    first epoch of a call also counts the call's start), so that a killed run keeps it."""
+
+    def __init__(self, run: RunDir) -> None:
+        super().__init__()
+        self.run = run
+        self._mark = time.monotonic()
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._mark = time.monotonic()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = time.monotonic()
+        total = (read_train_seconds(self.run) or 0.0) + (now - self._mark)
+        atomic_write_json(self.run.checkpoints / TRAIN_TIME, {"seconds": total})
+        self._mark = now
+
+
 def fit(
     model: keras.Model,
     train_ds: Any,
@@ -305,6 +335,7 @@ def fit(
         best_cb,
         keras.callbacks.CSVLogger(str(run_dir.history_csv), append=True),
         backup_cb,
+        TrainClock(run_dir),
     ]
     if tensorboard:
         cbs.append(keras.callbacks.TensorBoard(log_dir=str(run_dir.logs)))

@@ -16,7 +16,6 @@ the season and the MASE scale), ``samples/forecast.csv`` (the forecast verb's ou
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +47,6 @@ from apps.forecast.data import (
 APP_MODULE = "apps.forecast"
 SCALER_FILE = "scaler.json"
 BASELINES_FILE = "baselines.json"
-TIMING_FILE = "train_time.json"  # in checkpoints/: seconds spent in fit, summed over resumes
 PREDICT_BATCH = 512
 PLATEAU_PATIENCE = 10  # epochs without a better validation loss before the learning rate halves
 
@@ -198,6 +196,8 @@ def evaluate_trained(
         the band between the outer quantiles, ``pinball``, ``baselines`` (``{name: {"mae",
         "rmse", "mase", ...}}``), ``origins``, ``period``, ``model``, ``params``, … .
     """
+    from apps.common import training
+
     config = trained.config
     origins = evaluation_origins(trained, series, own_series=own_series)
     H, qi = config.horizon, config.median_index
@@ -235,7 +235,7 @@ def evaluate_trained(
         params=int(trained.model.count_params()),
         units=config.units,
     )
-    seconds = read_train_seconds(trained.run)
+    seconds = training.read_train_seconds(trained.run)
     if seconds is not None:
         metrics["train_seconds"] = round(seconds, 2)
     if write:
@@ -327,19 +327,6 @@ def plot_forecast(trained: TrainedRun, series: Series, forecast: dict[str, Any],
 
 
 # --------------------------------------------------------------------------- timing
-def read_train_seconds(run: RunDir) -> float | None:
-    """Seconds spent in ``fit`` for this run, summed over resumed calls (``None``: unknown)."""
-    try:
-        return float(json.loads((run.checkpoints / TIMING_FILE).read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _add_train_seconds(run: RunDir, seconds: float) -> None:
-    total = (read_train_seconds(run) or 0.0) + seconds
-    atomic_write_json(run.checkpoints / TIMING_FILE, {"seconds": total})
-
-
 # ---------------------------------------------------------------------------- train
 def prepare_baselines(
     config: ForecastConfig, series: Series, train_end: int, season: int | None
@@ -442,10 +429,8 @@ def train_and_evaluate(
     start_epoch = training.restored_epoch(run.checkpoints / training.BACKUP_SUBDIR)
     if start_epoch:
         _say(log, f"resuming from epoch {start_epoch} of {config.epochs}")
-    started = time.monotonic()
     plateau = keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=PLATEAU_PATIENCE, min_lr=1e-5)
     training.fit(model, train_ds, val_ds, run, config.epochs, quiet=quiet, callbacks=[plateau])
-    _add_train_seconds(run, time.monotonic() - started)
 
     trained = load_trained(run)
     metrics = evaluate_trained(trained, series, data=config.data, own_series=True)

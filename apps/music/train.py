@@ -23,9 +23,7 @@ in training windows:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -38,7 +36,6 @@ from apps.music.events import EventCodec
 from apps.music.notes import KEYS, PITCH_LOW, Piece
 
 APP_MODULE = "apps.music"
-TIMING_FILE = "train_time.json"  # in checkpoints/: seconds spent in fit, summed over resumes
 EVAL_ROWS = 16  # pieces per evaluation batch
 EVAL_BUCKET = 64  # evaluation batches are padded to a multiple of this many steps
 
@@ -260,6 +257,7 @@ def evaluate_trained(
         ``units``, ``layers``, ``params``, ``data``, ``split`` and (when known)
         ``train_seconds``.
     """
+    from apps.common import training
     from apps.common.errors import DataError
     from apps.music.data import encode_pieces
 
@@ -275,25 +273,12 @@ def evaluate_trained(
     metrics.update(representation=config.representation, cell=config.cell, units=config.units,
                    layers=config.layers, params=int(trained.model.count_params()), data=data,
                    split=split)  # fmt: skip
-    seconds = read_train_seconds(trained.run)
+    seconds = training.read_train_seconds(trained.run)
     if seconds is not None:
         metrics["train_seconds"] = round(seconds, 2)
     if write:
         atomic_write_json(trained.run.metrics_json, metrics)
     return metrics
-
-
-def read_train_seconds(run: RunDir) -> float | None:
-    """Seconds spent in ``fit`` for this run, summed over resumed calls (``None``: unknown)."""
-    try:
-        return float(json.loads((run.checkpoints / TIMING_FILE).read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _add_train_seconds(run: RunDir, seconds: float) -> None:
-    total = (read_train_seconds(run) or 0.0) + seconds
-    atomic_write_json(run.checkpoints / TIMING_FILE, {"seconds": total})
 
 
 # -------------------------------------------------------------------------- train
@@ -376,8 +361,6 @@ def train_and_evaluate(
                                               patience=max(1, config.patience // 3), verbose=0),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
         ]  # fmt: skip
-    started = time.monotonic()
     training.fit(model, train_ds, val_ds, run, config.epochs, quiet=quiet, callbacks=callbacks)
-    _add_train_seconds(run, time.monotonic() - started)
     trained = load_trained(run)
     return evaluate_trained(trained, data.test, data=config.data, split="test")

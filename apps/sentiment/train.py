@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from apps.common.rundir import RunDir, atomic_write_json
 from apps.sentiment.config import SentimentConfig
 
 APP_MODULE = "apps.sentiment"
-TIMING_FILE = "train_time.json"  # in checkpoints/: seconds spent in fit, summed over resumes
 PREDICT_BATCH = 256
 
 
@@ -186,7 +184,7 @@ def evaluate_trained(
         :func:`classification_metrics` plus ``model``, ``data``, ``split``, ``params``,
         ``dictionary_size``, ``hidden_size`` and (when known) ``train_seconds``.
     """
-    from apps.common import plots
+    from apps.common import plots, training
 
     if not examples:
         raise DataError(f"--data: {data} has no {split} examples to evaluate")
@@ -202,7 +200,7 @@ def evaluate_trained(
         dictionary_size=int(trained.tokenizer.vocab_size),
         hidden_size=int(trained.config.units),
     )
-    seconds = read_train_seconds(trained.run)
+    seconds = training.read_train_seconds(trained.run)
     if seconds is not None:
         metrics["train_seconds"] = round(seconds, 2)
     if write:
@@ -214,19 +212,6 @@ def evaluate_trained(
         )
         atomic_write_json(trained.run.metrics_json, metrics)
     return metrics
-
-
-def read_train_seconds(run: RunDir) -> float | None:
-    """Seconds spent in ``fit`` for this run, summed over resumed calls (``None``: unknown)."""
-    try:
-        return float(json.loads((run.checkpoints / TIMING_FILE).read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _add_train_seconds(run: RunDir, seconds: float) -> None:
-    total = (read_train_seconds(run) or 0.0) + seconds
-    atomic_write_json(run.checkpoints / TIMING_FILE, {"seconds": total})
 
 
 def check_labels(found: Sequence[str], expected: Sequence[str], data: str) -> None:
@@ -327,9 +312,7 @@ def train_and_evaluate(
             f"resuming from epoch {start_epoch} of {config.epochs} "
             f"(checkpoint in {run.checkpoints})",
         )
-    started = time.monotonic()
     training.fit(model, train_ds, val_ds, run, config.epochs, quiet=quiet)
-    _add_train_seconds(run, time.monotonic() - started)
     trained = load_trained(run)
     return evaluate_trained(trained, data.test, data=config.data, split="test", quiet=quiet)
 

@@ -13,9 +13,7 @@ tagged test sentences in ``samples/``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,7 +27,6 @@ from apps.tagger.conll import Sentence
 from apps.tagger.data import Vocab, encode_batch
 
 APP_MODULE = "apps.tagger"
-TIMING_FILE = "train_time.json"  # in checkpoints/: seconds spent in fit, summed over resumes
 PREDICT_TOKENS = 4096  # tokens per prediction batch (sentences are grouped by length)
 LENGTH_STEP = 16  # prediction batches are padded to a multiple of this (fewer retraces)
 SAMPLE_SENTENCES = 25
@@ -170,7 +167,7 @@ def evaluate_trained(
         ``oov_rate`` / ``oov_token_accuracy`` (words outside the word vocabulary), ``params``
         and ``train_seconds`` when known.
     """
-    from apps.common import plots
+    from apps.common import plots, training
 
     if not sentences:
         raise DataError(f"--data: {data} has no {split} sentences to evaluate")
@@ -196,7 +193,7 @@ def evaluate_trained(
         oov_token_accuracy=float(np.mean(oov)) if oov else None,
         params=int(trained.model.count_params()),
     )
-    seconds = read_train_seconds(trained.run)
+    seconds = training.read_train_seconds(trained.run)
     if seconds is not None:
         metrics["train_seconds"] = round(seconds, 2)
     if write:
@@ -240,19 +237,6 @@ def _write_samples(run: RunDir, sentences, pred, split: str) -> None:
         lines += ["gold: " + format_tagged(s.tokens, s.tags),
                   "pred: " + format_tagged(s.tokens, p), ""]  # fmt: skip
     atomic_write_text(run.samples / f"{split}_predictions.txt", "\n".join(lines))
-
-
-def read_train_seconds(run: RunDir) -> float | None:
-    """Seconds spent in ``fit`` for this run, summed over resumed calls (``None``: unknown)."""
-    try:
-        return float(json.loads((run.checkpoints / TIMING_FILE).read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _add_train_seconds(run: RunDir, seconds: float) -> None:
-    total = (read_train_seconds(run) or 0.0) + seconds
-    atomic_write_json(run.checkpoints / TIMING_FILE, {"seconds": total})
 
 
 # -------------------------------------------------------------------------- train
@@ -339,9 +323,7 @@ def train_and_evaluate(
     # part of speech is scored by token accuracy: keep the epoch with the best validation
     # accuracy (late epochs raise the loss of confident mistakes while accuracy still improves)
     monitor = "val_accuracy" if data.task == "pos" else "val_loss"
-    started = time.monotonic()
     training.fit(model, train_ds, val_ds, run, config.epochs, quiet=quiet, callbacks=callbacks,
                  monitor=monitor)  # fmt: skip
-    _add_train_seconds(run, time.monotonic() - started)
     trained = load_trained(run)
     return evaluate_trained(trained, data.test, data=config.data, split="test", quiet=quiet)

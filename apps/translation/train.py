@@ -12,7 +12,6 @@ the end-to-end test call it): it loads the data, fits both tokenisers on the tra
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +26,6 @@ from apps.translation.tokenize import Tokenizer, normalize
 
 APP_MODULE = "apps.translation"
 VOCAB_FORMAT = "rnnsuite.translation.vocab/1"
-TIMING_FILE = "train_time.json"
 
 
 def _say(log: Callable[[str], None] | None, message: str) -> None:
@@ -197,6 +195,7 @@ def evaluate_trained(trained: TrainedRun, pairs: Sequence[tuple[str, str]], *, d
         ``{"bleu", "chrf", "exact_match", "token_accuracy", "by_length", "examples", "beam",
         "model", "cell", "data", "split", "params", ...}`` (scores on a 0–100 scale).
     """
+    from apps.common import training
     from apps.translation.metrics import corpus_scores, plot_by_length, scores_by_length
 
     if not pairs:
@@ -217,7 +216,7 @@ def evaluate_trained(trained: TrainedRun, pairs: Sequence[tuple[str, str]], *, d
         samples=[{"source": p[0], "reference": r, "translation": h}
                  for p, r, h in zip(pairs[:5], refs[:5], hyps[:5])],
     )  # fmt: skip
-    train_seconds = read_train_seconds(trained.run)
+    train_seconds = training.read_train_seconds(trained.run)
     if train_seconds is not None:
         metrics["train_seconds"] = round(train_seconds, 2)
     if write:
@@ -226,19 +225,6 @@ def evaluate_trained(trained: TrainedRun, pairs: Sequence[tuple[str, str]], *, d
                        title=f"{trained.config.model} on {data} ({split}, beam {beam})")  # fmt: skip
         atomic_write_json(trained.run.metrics_json, metrics)
     return metrics
-
-
-def read_train_seconds(run: RunDir) -> float | None:
-    """Seconds spent in ``fit`` for this run, summed over resumed calls (``None``: unknown)."""
-    try:
-        return float(json.loads((run.checkpoints / TIMING_FILE).read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def _add_train_seconds(run: RunDir, seconds: float) -> None:
-    total = (read_train_seconds(run) or 0.0) + seconds
-    atomic_write_json(run.checkpoints / TIMING_FILE, {"seconds": total})
 
 
 def load_data(config: TranslationConfig, data: str | None = None, *, quiet: bool = True) -> Any:
@@ -324,8 +310,6 @@ def train_and_evaluate(
     start_epoch = training.restored_epoch(run.checkpoints / training.BACKUP_SUBDIR)
     if start_epoch:
         _say(log, f"resuming from epoch {start_epoch} of {config.epochs}")
-    started = time.monotonic()
     training.fit(model, train_ds, val_ds, run, config.epochs, quiet=quiet)
-    _add_train_seconds(run, time.monotonic() - started)
     trained = load_trained(run)
     return evaluate_trained(trained, data.test, data=config.data, beam=beam, quiet=quiet)
