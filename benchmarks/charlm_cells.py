@@ -6,7 +6,7 @@ data, windows, optimiser, seed and number of epochs as ``charlm_shakespeare.py``
 flags this script shares). Reports the best validation nats/char of each, with wall time; each
 cell's run dir is resumable.
 
-    python benchmarks/charlm_cells.py                          # 1 x 256-unit LSTM size, 5 epochs
+    python benchmarks/charlm_cells.py                          # 1 x 256-unit LSTM size, 8 epochs
     python benchmarks/charlm_cells.py --cells lstm,gru --epochs 1 --max-chars 200000   # quick
 
 Writes ``benchmarks/out/charlm_cells.{json,md}`` (run dirs under ``benchmarks/out/runs/``).
@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks import common
-from benchmarks.charlm_shakespeare import DEFAULT_DATA, TARGET, make_config
+from benchmarks.charlm_shakespeare import TARGET, add_training_flags, make_config
 
 CELLS = ("lstm", "gru", "vanilla", "mut1", "mut2", "mut3")
 
@@ -37,20 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     add = p.add_argument
-    add("--data", type=Path, default=DEFAULT_DATA, help="tinyshakespeare input.txt")
+    add_training_flags(p, layers=1, dropout=0.0, epochs=8)
     add("--cells", default=",".join(CELLS), help="comma-separated suite cells")
     add("--units", type=int, default=256, help="LSTM size that sets the parameter budget")
     add("--params", type=int, help="parameter budget per model (default: the --units LSTM's)")
-    add("--layers", type=int, default=1)
-    add("--embedding-dim", type=int, default=64)
-    add("--dropout", type=float, default=0.0)
-    add("--bptt", type=int, default=100)
-    add("--batch-size", type=int, default=64)
-    add("--epochs", type=int, default=5)
-    add("--learning-rate", type=float, default=2e-3)
-    add("--clipnorm", type=float, default=5.0)
     add("--max-chars", type=int, help="use only the first N characters (quick checks)")
-    add("--seed", type=int, default=1234)
     add("--out", type=Path, default=REPO / "benchmarks" / "out")
     return p.parse_args(argv)
 

@@ -5,7 +5,8 @@ Trains ``apps.charlm`` (truncated BPTT, stateful streams, gradient-norm clipping
 best validation nats/char after each epoch, with wall time. The run dir makes it resumable:
 re-running the same command continues from the last finished epoch.
 
-    python benchmarks/charlm_shakespeare.py                            # the full run (hours on CPU)
+    python benchmarks/charlm_shakespeare.py             # 2 x 512 LSTM, up to 25 epochs of ~3-5 min
+    python benchmarks/charlm_shakespeare.py --epochs 12 # stop (and report) after 12 epochs
     python benchmarks/charlm_shakespeare.py --epochs 1 --units 256 --layers 1   # a short partial run
 
 Writes ``benchmarks/out/charlm_shakespeare.{json,md}`` (and the run dir under benchmarks/out/).
@@ -28,6 +29,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 TARGET = 1.50
+
+
+def add_training_flags(parser: argparse.ArgumentParser, *, layers: int, dropout: float,
+                       epochs: int) -> None:  # fmt: skip
+    """The data and training flags of a tiny-shakespeare run (``charlm_cells.py`` shares them)."""
+    add = parser.add_argument
+    add("--data", type=Path, default=DEFAULT_DATA, help="tinyshakespeare input.txt")
+    add("--layers", type=int, default=layers)
+    add("--embedding-dim", type=int, default=64)
+    add("--dropout", type=float, default=dropout)
+    add("--bptt", type=int, default=100)
+    add("--batch-size", type=int, default=64)
+    add("--epochs", type=int, default=epochs)
+    add("--learning-rate", type=float, default=2e-3)
+    add("--clipnorm", type=float, default=5.0)
+    add("--seed", type=int, default=1234)
 
 
 def make_config(args: argparse.Namespace, *, cell: str, units: int) -> Any:
@@ -56,18 +73,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add = parser.add_argument
-    add("--data", type=Path, default=DEFAULT_DATA, help="tinyshakespeare input.txt")
+    add_training_flags(parser, layers=2, dropout=0.25, epochs=25)
     add("--cell", default="lstm", help="suite cell: lstm, gru, vanilla, mut1..3, genotype:PATH")
-    add("--layers", type=int, default=2)
     add("--units", type=int, default=512)
-    add("--embedding-dim", type=int, default=64)
-    add("--dropout", type=float, default=0.25)
-    add("--bptt", type=int, default=100)
-    add("--batch-size", type=int, default=64)
-    add("--epochs", type=int, default=25)
-    add("--learning-rate", type=float, default=2e-3)
-    add("--clipnorm", type=float, default=5.0)
-    add("--seed", type=int, default=1234)
     add(
         "--run-dir",
         type=Path,
