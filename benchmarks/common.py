@@ -29,6 +29,7 @@ DEFAULT_OUT = REPO / "benchmarks" / "out"
 CLOCKS = ("cpu", "wall")
 
 
+# --- models of matched size ------------------------------------------------------------------
 def units_for_params(count: Callable[[int], int], target: int) -> tuple[int, int]:
     """The hidden size ``u`` whose model has the parameter count ``count(u)`` closest to
     ``target`` (``count`` increasing in ``u``), and that count: models "at matched size"."""

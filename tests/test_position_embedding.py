@@ -57,3 +57,24 @@ def test_captioner_values_tell_identical_grid_cells_apart():
     assert np.ptp(without, axis=0).max() < 1e-6
     distinct = {tuple(np.round(row, 5)) for row in with_positions}
     assert len(distinct) == 16
+
+
+@pytest.mark.parametrize("quantization", ["none", "int8"])
+def test_exports_to_builtin_tflite_with_parity(quantization):
+    from export.ops import list_ops
+    from export.parity import parity_report
+    from export.tflite import convert_to_tflite
+
+    keras.utils.set_random_seed(0)
+    features = keras.Input((16, 4), name="features")
+    h = seqlayers.PositionEmbedding(name="position")(features)
+    h = keras.layers.GlobalAveragePooling1D()(keras.layers.Dense(8, activation="relu")(h))
+    model = keras.Model(features, keras.layers.Dense(3)(h))
+    x = np.random.default_rng(0).normal(size=(32, 16, 4)).astype("float32")
+    result = convert_to_tflite(model, seq_len=16, quantization=quantization,
+                               representative_inputs=x if quantization == "int8" else None)  # fmt: skip
+    ops = list_ops(result.content)
+    assert "ADD" in ops and not [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+    report = parity_report(model, result.content, x[:8])
+    assert report["max_abs_diff"] <= (1e-4 if quantization == "none" else 0.05)
+    assert report["argmax_agreement"] == 1.0
