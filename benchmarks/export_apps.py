@@ -24,7 +24,8 @@ For each app (sentiment, charlm, music, captioning, forecast, tagger, translatio
    - translation: teacher-forced next-token accuracy on the test pairs;
    - captioning: teacher-forced next-word accuracy on test (image, caption) pairs;
    - forecast: MAE of the median forecast (data units) over the test origins;
-   - music: none (multi-label piano roll): argmax agreement is the reported figure.
+   - music: piano roll: NLL per time step (sum over the 88 keys, lower is better) on the
+     test pieces cut into consecutive ``seq_len`` windows; events: next-token accuracy.
 
 The issue's targets it checks: builtin ops only; float32 parity max |diff| <= 1e-4; dynamic
 and int8 within 1 accuracy point of float32 (an error metric: within 2 %); int8 file <= 30 %
@@ -91,6 +92,7 @@ ERROR_RELATIVE = 0.02  # ... or an error metric (MAE) within this share of float
 INT8_SIZE_SHARE = 0.30
 
 CHARLM_WINDOWS = 256
+MUSIC_WINDOWS = 256
 
 
 # --------------------------------------------------------------------------- arguments
@@ -452,6 +454,46 @@ def metric_forecast(run_dir: Path, config: dict, limit: int) -> Metric:
                   higher=False, unit="")  # fmt: skip
 
 
+def metric_music(run_dir: Path, config: dict, limit: int) -> Metric:
+    """Piano roll: the benchmark's NLL per time step (sum over the 88 keys of the Bernoulli
+    NLL of the output logits, mean over the real steps) on consecutive ``seq_len`` windows of
+    the test pieces; events: next-token accuracy on the same windows."""
+    import numpy as np
+
+    from apps.music.config import MusicConfig
+    from apps.music.data import encode_pieces, load_splits, windows
+    from apps.music.train import make_codec
+
+    cfg = MusicConfig.from_dict(dict(config), source="config.json")
+    data = load_splits(cfg.data, seed=cfg.seed, limit=cfg.limit,
+                       representation=cfg.representation)  # fmt: skip
+    codec = make_codec(cfg) if cfg.representation == "events" else None
+    sequences = encode_pieces(data.split("test"), cfg.representation,
+                              steps_per_quarter=cfg.steps_per_quarter, codec=codec)  # fmt: skip
+    pairs = [w for inputs, targets in sequences for w in windows(inputs, targets, cfg.seq_len)]
+    pairs = _limit(pairs, limit or MUSIC_WINDOWS)
+    if cfg.representation != "roll":
+        targets = [np.asarray(y, np.int32) for _, y in pairs]
+        name = f"next-token accuracy ({len(pairs)} test windows of <= {cfg.seq_len})"
+        return Metric(name, [np.asarray(x, np.int32) for x, _ in pairs],
+                      _token_accuracy(targets), targets=targets)  # fmt: skip
+    rolls = [np.asarray(y, np.float64) for _, y in pairs]
+
+    def score(outputs):
+        total = steps = 0.0
+        for out, y in zip(outputs, rolls):
+            logits = np.asarray(out, np.float64)[0][: len(y)]  # padded steps left out
+            # -log sigmoid(l) for keys down, -log(1 - sigmoid(l)) for keys up, stable form
+            nll = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
+            total += float(nll.sum())
+            steps += len(y)
+        return total / max(steps, 1.0)
+
+    name = f"NLL per time step ({len(pairs)} test windows of <= {cfg.seq_len} steps)"
+    return Metric(name, [np.asarray(x, np.float32) for x, _ in pairs], score,
+                  higher=False, unit="")  # fmt: skip
+
+
 METRICS: dict[str, Callable[[Path, dict, int], Metric]] = {
     "sentiment": metric_sentiment,
     "tagger": metric_tagger,
@@ -459,6 +501,7 @@ METRICS: dict[str, Callable[[Path, dict, int], Metric]] = {
     "translation": metric_translation,
     "captioning": metric_captioning,
     "forecast": metric_forecast,
+    "music": metric_music,
 }
 
 

@@ -322,6 +322,36 @@ def test_export_apps_forecast_metric_is_the_apps_own_test_mae(tmp_path):
     assert metric.score(outputs) == pytest.approx(metrics["mae"], rel=1e-5)
 
 
+def test_export_apps_music_metric_is_the_apps_nll_per_step(shared_data, tmp_path):
+    import keras
+
+    from apps.music.config import MusicConfig
+    from apps.music.train import train_and_evaluate
+    from benchmarks import export_apps
+    from export.tflite import input_names
+
+    path = shared_data / "music" / "jsb_chorales" / "jsb-chorales-quarter.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    config = MusicConfig.tiny().replace(data=str(path), limit=8, steps_per_quarter=1)
+    run = tmp_path / "music"
+    metrics = train_and_evaluate(config, run)
+    model = keras.saving.load_model(run / "model.keras")
+    # one window per piece: the windowed NLL is the app's whole-piece NLL per step
+    whole = export_apps.metric_music(run, config.replace(seq_len=10_000).to_dict(), 0)
+    outputs = export_apps.keras_outputs(model, whole.inputs, input_names(model))
+    assert len(outputs) == metrics["pieces"] and not whole.higher
+    assert whole.score(outputs) == pytest.approx(metrics["nll_per_step"], rel=1e-4)
+    # the export's windows (seq_len 32): more of them, every frame scored once
+    windowed = export_apps.metric_music(run, config.to_dict(), 0)
+    assert len(windowed.inputs) > len(whole.inputs)
+    assert sum(len(x) for x in windowed.inputs) == sum(len(x) for x in whole.inputs)
+    flipped = [-y for y in export_apps.keras_outputs(model, windowed.inputs, input_names(model))]
+    assert windowed.score(flipped) > windowed.score(
+        export_apps.keras_outputs(model, windowed.inputs, input_names(model))
+    )
+
+
 def test_tagger_ud_quick_applies_set_overrides_on_real_ud(shared_data, tmp_path):
     from benchmarks import tagger_ud
 
