@@ -86,6 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=4, help="pieces per batch")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--dropout", type=float, default=0.0, help="after each layer")
+    p.add_argument("--weight-noise", type=float, default=0.0,
+                   help="std of Gaussian weight noise at each training step")  # fmt: skip
     p.add_argument("--transpose", type=int, default=0,
                    help="random transposition of training windows by -K..K semitones")  # fmt: skip
     p.add_argument(
@@ -120,11 +122,12 @@ def main(argv=None) -> int:
                              steps_per_quarter=args.steps_per_quarter, epochs=args.epochs,
                              batch_size=args.batch_size, learning_rate=args.learning_rate,
                              patience=args.patience, transpose=args.transpose,
-                             seed=args.seed)  # fmt: skip
+                             weight_noise=args.weight_noise, seed=args.seed)  # fmt: skip
         tag = (
             f"p{args.params}_l{args.layers}_d{args.dropout:g}_b{args.batch_size}"
             f"_lr{args.learning_rate:g}_s{args.seed}"
             + (f"_t{args.transpose}" if args.transpose else "")
+            + (f"_wn{args.weight_noise:g}" if args.weight_noise else "")
             + f"_e{args.epochs}"
         )  # a resumable run per setting
         run_dir = args.out / "runs" / f"music_{name}_{cell}_{tag}"
@@ -157,6 +160,7 @@ def _write(args: argparse.Namespace, name: str, data: Path, rows: list[dict]) ->
     setup = {"data": str(data), "params_target": args.params, "layers": args.layers,
              "epochs": args.epochs, "patience": args.patience, "batch_size": args.batch_size,
              "learning_rate": args.learning_rate, "dropout": args.dropout,
+             "weight_noise": args.weight_noise,
              "seq_len": args.seq_len, "seed": args.seed}  # fmt: skip
     published = PUBLISHED.get(name, {})
     atomic_write_json(args.out / f"music_{name}.json", {"setup": setup, "rows": rows,
@@ -168,8 +172,9 @@ def _write(args: argparse.Namespace, name: str, data: Path, rows: list[dict]) ->
             f"Test negative log-likelihood per time step (sum over 88 keys, mean over all test "
             f"steps; lower is better). ~{args.params:,} parameters per model, {args.layers} "
             f"layer(s), Adam lr {args.learning_rate}, batch {args.batch_size}, dropout "
-            f"{args.dropout}, at most {args.epochs} epochs with early stopping (patience "
-            f"{args.patience}) on validation NLL; the best validation epoch is evaluated. One seed."
+            f"{args.dropout}, weight noise {args.weight_noise}, at most {args.epochs} epochs "
+            f"with early stopping (patience {args.patience}) on validation NLL; the best "
+            "validation epoch is evaluated. One seed."
         ),
         "",
         (

@@ -97,6 +97,60 @@ def test_train_seconds_survive_a_kill_and_add_up_over_resumes(tmp_path):
     assert training.read_train_seconds(run) is None
 
 
+class WeightsAfterEachBatch(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append([np.array(w) for w in self.model.get_weights()])
+
+
+def _fitted_line(learning_rate):
+    """y = 2 x - 1 with its exact solution as the starting weights: the clean loss is 0."""
+    x = np.linspace(-1, 1, 32, dtype="float32").reshape(32, 1)
+    ds = tf.data.Dataset.from_tensor_slices((x, 2 * x - 1)).batch(8)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.set_weights([np.array([[2.0]], "float32"), np.array([-1.0], "float32")])
+    model.compile(keras.optimizers.SGD(learning_rate), "mse")
+    return model, ds
+
+
+def test_weight_noise_perturbs_each_step_and_leaves_clean_weights(tmp_path):
+    keras.utils.set_random_seed(0)
+    model, ds = _fitted_line(0.0)  # no update: only the noise can move the weights
+    start = [np.array(w) for w in model.get_weights()]
+    watch = WeightsAfterEachBatch()
+    run = RunDir.prepare(tmp_path / "run", "apps.test")
+    result = training.fit(model, ds, ds, run, 2, callbacks=[watch], quiet=True,
+                          tensorboard=False, plot=False, weight_noise=0.3)  # fmt: skip
+    # gradients (and the logged training loss) came from noisy weights: loss > 0 at the optimum
+    assert min(result.history["loss"]) > 1e-3
+    # ... while validation, later callbacks and the saved model see the clean weights
+    assert max(result.history["val_loss"]) < 1e-10
+    assert len(watch.seen) == 2 * 4
+    for weights in watch.seen:
+        for got, want in zip(weights, start):
+            np.testing.assert_allclose(got, want, atol=1e-6)
+    saved = keras.saving.load_model(run.model_path)
+    for got, want in zip(saved.get_weights(), start):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_weight_noise_updates_follow_the_noisy_gradient(tmp_path):
+    keras.utils.set_random_seed(0)
+    quiet, noisy = _fitted_line(0.05), _fitted_line(0.05)
+    for model, noise, name in ((quiet[0], 0.0, "a"), (noisy[0], 0.3, "b")):
+        run = RunDir.prepare(tmp_path / name, "apps.test")
+        training.fit(model, quiet[1], None, run, 1, quiet=True, tensorboard=False, plot=False,
+                     weight_noise=noise)  # fmt: skip
+    # at the optimum the clean gradient is 0; the noisy one is not
+    np.testing.assert_allclose(quiet[0].get_weights()[0], [[2.0]], atol=1e-7)
+    assert abs(float(noisy[0].get_weights()[0][0, 0]) - 2.0) > 1e-4
+    with pytest.raises(ValueError, match="stddev"):
+        training.WeightNoise(0.0)
+
+
 def test_history_rows_past_the_backup_are_dropped(tmp_path):
     run = RunDir.prepare(tmp_path / "run", "apps.test")
     run.history_csv.write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n3,0.")

@@ -47,3 +47,22 @@ def test_tiny_roll_on_the_jsb_benchmark_json(shared_data, tmp_path):
     metrics = train_and_evaluate(config, tmp_path / "run")
     assert metrics["pieces"] == 8 and metrics["data"] == str(path)
     assert 0 < metrics["nll_per_step"] < 88 * np.log(2)
+
+
+def test_weight_noise_flag_trains_on_the_jsb_json_and_is_range_checked(shared_data, tmp_path,
+                                                                       capsys):  # fmt: skip
+    import json
+
+    path = shared_data / "music" / "jsb_chorales" / "jsb-chorales-quarter.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    run = tmp_path / "run"
+    argv = ["train", "--size", "tiny", "--data", str(path), "--limit", "8", "--steps-per-quarter",
+            "1", "--run-dir", str(run), "--quiet"]  # fmt: skip
+    assert _main(*argv, "--weight-noise", "0.05") == 0
+    assert json.loads((run / "config.json").read_text())["config"]["weight_noise"] == 0.05
+    assert 0 < json.loads((run / "metrics.json").read_text())["nll_per_step"] < 88 * np.log(2)
+    capsys.readouterr()
+    assert _main(*argv[:-3], "--run-dir", str(tmp_path / "bad"), "--weight-noise", "2") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--weight-noise" in err[0]

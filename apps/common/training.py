@@ -262,6 +262,46 @@ class TrainClock(keras.callbacks.Callback):
         self._mark = now
 
 
+class WeightNoise(keras.callbacks.Callback):
+    """Gaussian weight noise (Graves 2011; Chung et al. 2014 on polyphonic music): every
+    training step computes its gradients at ``w + n``, ``n ~ N(0, stddev^2)`` drawn afresh for
+    each trainable weight, and the update is applied to the clean ``w``.
+
+    The noise is added before each training batch and taken away right after it, so the
+    validation pass, the checkpoints and the saved model only ever see clean weights.
+    :func:`fit` runs it before every other callback. The update lands on ``w`` unchanged
+    because the optimizer's step does not depend on the weights' values (no weight decay):
+    ``(w + n + step) - n = w + step``.
+
+    Args:
+        stddev: the noise's standard deviation (> 0).
+        seed: seed of the noise (``None``: drawn from the global seed that
+            :func:`seed_everything` sets).
+    """
+
+    def __init__(self, stddev: float, seed: int | None = None) -> None:
+        super().__init__()
+        if not stddev > 0:
+            raise ValueError(f"stddev must be > 0. Received: stddev={stddev}")
+        self.stddev = float(stddev)
+        self._seed = keras.random.SeedGenerator(seed)
+        self._noise: list[Any] = []
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self._noise = []
+        for variable in self.model.trainable_variables:
+            noise = keras.random.normal(
+                variable.shape, stddev=self.stddev, dtype=variable.dtype, seed=self._seed
+            )
+            variable.assign_add(noise)
+            self._noise.append(noise)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        for variable, noise in zip(self.model.trainable_variables, self._noise):
+            variable.assign_sub(noise)
+        self._noise = []
+
+
 def fit(
     model: keras.Model,
     train_ds: Any,
@@ -276,6 +316,7 @@ def fit(
     quiet: bool = False,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     plot: bool = True,
+    weight_noise: float = 0.0,
     **fit_kwargs: Any,
 ) -> FitResult:
     """Train ``model`` resumably in ``run_dir``; the same call on the same dir continues.
@@ -294,6 +335,8 @@ def fit(
         quiet: no progress bar.
         callbacks: extra callbacks, run after the run-dir ones.
         plot: draw ``plots/curves.png`` at the end.
+        weight_noise: standard deviation of Gaussian weight noise during training
+            (:class:`WeightNoise`; 0: none).
         **fit_kwargs: passed to ``model.fit`` (e.g. ``class_weight``).
 
     Returns:
@@ -332,6 +375,8 @@ def fit(
         delete_checkpoint=False,
     )
     cbs: list[keras.callbacks.Callback] = [
+        # first: the noise is gone before any other callback sees the weights after a batch
+        *([WeightNoise(weight_noise)] if weight_noise else []),
         best_cb,
         keras.callbacks.CSVLogger(str(run_dir.history_csv), append=True),
         backup_cb,

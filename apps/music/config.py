@@ -47,6 +47,9 @@ class MusicConfig(AppConfig):
         batch_size: windows per batch.
         learning_rate: Adam learning rate.
         grad_clip: gradient norm clipping (``None``: off).
+        weight_noise: standard deviation of Gaussian noise added to every weight for each
+            training step (Graves 2011; the regulariser of Chung et al. 2014's polyphonic
+            music runs; :class:`apps.common.training.WeightNoise`); 0: off.
         transpose: ``roll`` only: shift each training window by a random whole number of
             semitones in ``[-transpose, transpose]`` (drawn anew every epoch, limited so that
             no note leaves the 88 keys) — the same music in another key; 0: off. Validation
@@ -76,6 +79,7 @@ class MusicConfig(AppConfig):
     batch_size: int = 16
     learning_rate: float = 3e-3
     grad_clip: float | None = 1.0
+    weight_noise: float = 0.0
     transpose: int = 0
     patience: int | None = None
     seed: int = 1234
@@ -117,6 +121,7 @@ class MusicConfig(AppConfig):
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "> 0 or null"),
+            ("weight_noise", 0.0 <= self.weight_noise <= 1.0, "in [0, 1]"),
             ("transpose", 0 <= self.transpose <= 12, "in 0..12"),
             ("patience", self.patience is None or self.patience >= 1, ">= 1 or null"),
             ("seed", self.seed >= 0, ">= 0"),

@@ -361,6 +361,7 @@ def train_and_evaluate(
                                               patience=max(1, config.patience // 3), verbose=0),
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
         ]  # fmt: skip
-    training.fit(model, train_ds, val_ds, run, config.epochs, quiet=quiet, callbacks=callbacks)
+    training.fit(model, train_ds, val_ds, run, config.epochs, quiet=quiet, callbacks=callbacks,
+                 weight_noise=config.weight_noise)  # fmt: skip
     trained = load_trained(run)
     return evaluate_trained(trained, data.test, data=config.data, split="test")

@@ -98,6 +98,10 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-rate", dest="learning_rate", metavar="LR",
                         type=cli.float_in(0.0, 10.0, low_open=True),
                         help="Adam learning rate " + shown("learning_rate"))  # fmt: skip
+    parser.add_argument("--weight-noise", dest="weight_noise", metavar="STD",
+                        type=cli.float_in(0.0, 1.0),
+                        help="Gaussian noise on every weight at each training step "
+                        + shown("weight_noise"))  # fmt: skip
     parser.add_argument("--transpose", type=cli.nonnegative_int, metavar="K",
                         help="roll: shift each training window by a random -K..K semitones "
                         "(a new draw every epoch) " + shown("transpose"))  # fmt: skip
