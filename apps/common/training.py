@@ -263,7 +263,7 @@ class TrainClock(keras.callbacks.Callback):
 
 
 class WeightNoise(keras.callbacks.Callback):
-    """Gaussian weight noise (Graves 2011; Chung et al. 2014 on polyphonic music): every
+    """Gaussian weight noise (Graves 2011, "Practical variational inference"): every
     training step computes its gradients at ``w + n``, ``n ~ N(0, stddev^2)`` drawn afresh for
     each trainable weight, and the update is applied to the clean ``w``.
 

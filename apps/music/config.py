@@ -48,8 +48,7 @@ class MusicConfig(AppConfig):
         learning_rate: Adam learning rate.
         grad_clip: gradient norm clipping (``None``: off).
         weight_noise: standard deviation of Gaussian noise added to every weight for each
-            training step (Graves 2011; the regulariser of Chung et al. 2014's polyphonic
-            music runs; :class:`apps.common.training.WeightNoise`); 0: off.
+            training step (Graves 2011; :class:`apps.common.training.WeightNoise`); 0: off.
         transpose: ``roll`` only: shift each training window by a random whole number of
             semitones in ``[-transpose, transpose]`` (drawn anew every epoch, limited so that
             no note leaves the 88 keys) — the same music in another key; 0: off. Validation
