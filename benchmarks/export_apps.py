@@ -460,38 +460,27 @@ def metric_music(run_dir: Path, config: dict, limit: int) -> Metric:
     the test pieces; events: next-token accuracy on the same windows."""
     import numpy as np
 
-    from apps.music.config import MusicConfig
-    from apps.music.data import encode_pieces, load_splits, windows
-    from apps.music.train import make_codec
+    from apps.music.export_hook import split_windows
+    from apps.music.train import roll_nll
 
-    cfg = MusicConfig.from_dict(dict(config), source="config.json")
-    data = load_splits(cfg.data, seed=cfg.seed, limit=cfg.limit,
-                       representation=cfg.representation)  # fmt: skip
-    codec = make_codec(cfg) if cfg.representation == "events" else None
-    sequences = encode_pieces(data.split("test"), cfg.representation,
-                              steps_per_quarter=cfg.steps_per_quarter, codec=codec)  # fmt: skip
-    pairs = [w for inputs, targets in sequences for w in windows(inputs, targets, cfg.seq_len)]
-    pairs = _limit(pairs, limit or MUSIC_WINDOWS)
-    if cfg.representation != "roll":
+    pairs = split_windows(config, "test", limit or MUSIC_WINDOWS)
+    inputs = [x for x, _ in pairs]
+    seq_len = config["seq_len"]
+    if config.get("representation", "roll") != "roll":
         targets = [np.asarray(y, np.int32) for _, y in pairs]
-        name = f"next-token accuracy ({len(pairs)} test windows of <= {cfg.seq_len})"
-        return Metric(name, [np.asarray(x, np.int32) for x, _ in pairs],
-                      _token_accuracy(targets), targets=targets)  # fmt: skip
-    rolls = [np.asarray(y, np.float64) for _, y in pairs]
+        name = f"next-token accuracy ({len(pairs)} test windows of <= {seq_len})"
+        return Metric(name, inputs, _token_accuracy(targets), targets=targets)
 
     def score(outputs):
         total = steps = 0.0
-        for out, y in zip(outputs, rolls):
-            logits = np.asarray(out, np.float64)[0][: len(y)]  # padded steps left out
-            # -log sigmoid(l) for keys down, -log(1 - sigmoid(l)) for keys up, stable form
-            nll = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
-            total += float(nll.sum())
+        for out, (_, y) in zip(outputs, pairs):
+            # padded steps of a fixed-length export are left out
+            total += float(roll_nll(np.asarray(out)[0][: len(y)], y).sum())
             steps += len(y)
         return total / max(steps, 1.0)
 
-    name = f"NLL per time step ({len(pairs)} test windows of <= {cfg.seq_len} steps)"
-    return Metric(name, [np.asarray(x, np.float32) for x, _ in pairs], score,
-                  higher=False, unit="")  # fmt: skip
+    name = f"NLL per time step ({len(pairs)} test windows of <= {seq_len} steps)"
+    return Metric(name, inputs, score, higher=False, unit="")
 
 
 METRICS: dict[str, Callable[[Path, dict, int], Metric]] = {

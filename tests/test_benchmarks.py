@@ -324,7 +324,9 @@ def test_export_apps_forecast_metric_is_the_apps_own_test_mae(tmp_path):
 
 def test_export_apps_music_metric_is_the_apps_nll_per_step(shared_data, tmp_path):
     import keras
+    import numpy as np
 
+    from apps.music import export_hook
     from apps.music.config import MusicConfig
     from apps.music.train import train_and_evaluate
     from benchmarks import export_apps
@@ -346,6 +348,11 @@ def test_export_apps_music_metric_is_the_apps_nll_per_step(shared_data, tmp_path
     windowed = export_apps.metric_music(run, config.to_dict(), 0)
     assert len(windowed.inputs) > len(whole.inputs)
     assert sum(len(x) for x in windowed.inputs) == sum(len(x) for x in whole.inputs)
+    # the exporter's parity inputs are the same test windows (its first 64)
+    parity = export_hook.parity_inputs(run, config.to_dict())
+    assert 0 < len(parity) <= 64 and parity[0].dtype == np.float32
+    for got, want in zip(parity, windowed.inputs):
+        np.testing.assert_array_equal(got, want)
     plain = export_apps.keras_outputs(model, windowed.inputs, input_names(model))
     assert windowed.score([-y for y in plain]) > windowed.score(plain)  # negated logits: worse
 

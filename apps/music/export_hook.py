@@ -31,7 +31,12 @@ def _config(config: Mapping[str, Any]) -> Any:
     return MusicConfig.from_dict(dict(config), source="config.json")
 
 
-def _windows(run_dir: Path, config: Mapping[str, Any], split: str) -> list[Any]:
+def split_windows(
+    config: Mapping[str, Any], split: str, limit: int | None = None
+) -> list[tuple[Any, Any]]:
+    """``(inputs, targets)`` of the ``split``'s pieces cut into consecutive ``seq_len``
+    windows (the run's data, representation and grid), the first ``limit`` of them; inputs
+    are float32 frames (roll) or int32 tokens (events)."""
     from apps.music.data import encode_pieces, load_splits, windows
     from apps.music.train import make_codec
 
@@ -40,13 +45,18 @@ def _windows(run_dir: Path, config: Mapping[str, Any], split: str) -> list[Any]:
     codec = make_codec(cfg) if cfg.representation == "events" else None
     sequences = encode_pieces(data.split(split), cfg.representation,
                               steps_per_quarter=cfg.steps_per_quarter, codec=codec)  # fmt: skip
+    dtype = "float32" if cfg.representation == "roll" else "int32"
     out = []
     for inputs, targets in sequences:
-        for x, _ in windows(inputs, targets, cfg.seq_len):
-            out.append(x.astype("float32" if cfg.representation == "roll" else "int32"))
-            if len(out) >= MAX_EXAMPLES:
+        for x, y in windows(inputs, targets, cfg.seq_len):
+            out.append((x.astype(dtype), y))
+            if limit is not None and len(out) >= limit:
                 return out
     return out
+
+
+def _windows(run_dir: Path, config: Mapping[str, Any], split: str) -> list[Any]:
+    return [x for x, _ in split_windows(config, split, MAX_EXAMPLES)]
 
 
 def representative_inputs(run_dir: Path, config: Mapping[str, Any]) -> list[Any]:
