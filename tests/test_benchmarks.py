@@ -371,6 +371,30 @@ def test_tagger_ud_quick_applies_set_overrides_on_real_ud(shared_data, tmp_path)
         tagger_ud.parse_args(["--set", "layers"])  # not KEY=JSON
 
 
+@pytest.mark.parametrize("model", ["attention", "noattention"])
+def test_translation_spa_eng_writes_its_model_s_files_with_length_rows(shared_data, tmp_path,
+                                                                       model):  # fmt: skip
+    from benchmarks import translation_spa_eng
+
+    argv = ["--data", str(shared_data / "spa-eng"), "--limit", "300", "--epochs", "1",
+            "--units", "8", "--embedding-dim", "8", "--beam-examples", "12", "--model", model,
+            "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "out"), "--quiet"]  # fmt: skip
+    assert translation_spa_eng.main(argv) == 0
+    stem = "translation_spa_eng" + ("" if model == "attention" else "_noattention")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{stem}.json", f"{stem}.md"]
+    row = json.loads((tmp_path / "out" / f"{stem}.json").read_text())
+    assert row["config"]["model"] == model and not row["full_run"]
+    buckets = row["greedy_by_source_length"]
+    assert sum(b["count"] for b in buckets) == row["test_pairs_all"] > 0
+    assert all(b["low"] <= b["high"] for b in buckets)
+    assert [b["low"] for b in buckets] == sorted(b["low"] for b in buckets)
+    assert set(row["by_beam"]) == {"1", "4"} and row["beam_subset_pairs"] == 12
+    table = (tmp_path / "out" / f"{stem}.md").read_text()
+    assert f"# Spanish → English (Tatoeba), {model} GRU" in table
+    assert ("Target: BLEU >= 35" in table) == (model == "attention")
+    assert table.count("\n| ") >= len(buckets) + 2 + 2  # beam table and length table rows
+
+
 def test_units_for_params_picks_the_size_nearest_the_budget():
     from benchmarks.common import units_for_params
 
