@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         train_and_evaluate,
         translate_pairs,
     )
+    from benchmarks.common import markdown_table
 
     changes = {"data": args.data, "model": args.model}
     for key in ("limit", "epochs", "units", "embedding_dim"):
@@ -115,10 +116,9 @@ def main(argv: list[str] | None = None) -> int:
          f"{greedy_all['bleu']:.2f}, chrF {greedy_all['chrf']:.2f}, exact match "
          f"{greedy_all['exact_match']:.2f}%."),
         "",
-        f"| beam | BLEU | chrF | exact match | seconds ({len(test)} pairs) |",
-        "|---:|---:|---:|---:|---:|",
-        *(f"| {b} | {v['bleu']:.2f} | {v['chrf']:.2f} | {v['exact_match']:.2f}% | {v['seconds']} |"
-          for b, v in by_beam.items()),
+        markdown_table(["beam", "BLEU", "chrF", "exact match", f"seconds ({len(test)} pairs)"],
+                       [[b, f"{v['bleu']:.2f}", f"{v['chrf']:.2f}", f"{v['exact_match']:.2f}%",
+                         v["seconds"]] for b, v in by_beam.items()]).rstrip("\n"),
         "",
         (f"Target: BLEU >= 35 ({'met' if best_bleu >= 35 else 'not met'} by this run)."
          if args.model == "attention" else
@@ -126,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Greedy, all test pairs, by source length (tokens):",
         "",
-        "| source tokens | pairs | BLEU | chrF | exact match |",
-        "|---|---:|---:|---:|---:|",
-        *(f"| {r['low']}-{r['high']} | {r['count']} | {r['bleu']:.2f} | {r['chrf']:.2f} | "
-          f"{r['exact_match']:.2f}% |" for r in greedy_all["by_length"]),
+        markdown_table(["source tokens", "pairs", "BLEU", "chrF", "exact match"],
+                       [[f"{r['low']}-{r['high']}", r["count"], f"{r['bleu']:.2f}",
+                         f"{r['chrf']:.2f}", f"{r['exact_match']:.2f}%"]
+                        for r in greedy_all["by_length"]]).rstrip("\n"),
         "",
     ]  # fmt: skip
     (args.out / f"{stem}.md").write_text("\n".join(md), encoding="utf-8")
