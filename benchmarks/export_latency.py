@@ -4,8 +4,10 @@ One sentiment classifier per ``--models`` entry — the app's own architecture
 (:func:`apps.sentiment.model.build_model`; default sizes = the app's main-job config: 10k
 words, 64-d embeddings, 64 units, 48 tokens) — is exported in every supported combination:
 
-- ``dyn/none``, ``dyn/float16``, ``dyn/dynamic``: dynamic length ``(1, None)``, builtin WHILE;
-- ``T/none``, ``T/int8``: fixed length ``(1, T)``, unrolled (int8 needs a fixed length).
+- ``dyn/none``, ``dyn/float16``, ``dyn/dynamic``, ``dyn/int8``: dynamic length ``(1, None)``,
+  builtin WHILE (int8 calibrated by :mod:`export.loop_calibration`);
+- ``T/none``, ``T/int8``: fixed length ``(1, T)``, unrolled (int8's only form before the loop
+  calibration: one copy of the graph per step).
 
 For each: file size (and its share of the float32 file of the same length mode; with the
 internal tensor names kept, too — the exporter strips them), median batch-1 latency in the
@@ -44,6 +46,7 @@ COMBINATIONS = (
     ("dyn", "none"),
     ("dyn", "float16"),
     ("dyn", "dynamic"),
+    ("dyn", "int8"),
     ("T", "none"),
     ("T", "int8"),
 )

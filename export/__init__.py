@@ -4,7 +4,11 @@ Modules (import the one you need; this package imports nothing, so ``python -m e
 reject bad usage before TensorFlow loads):
 
 - :mod:`export.tflite` — ``convert_to_tflite(model, seq_len=None|N, quantization=...)``;
-- :mod:`export.ops` — ``list_ops``, ``assert_builtin_only``;
+- :mod:`export.loop_calibration` — int8 ranges of ``WHILE`` loops (TF's calibrator crashes on
+  them), replayed one iteration at a time in LiteRT;
+- :mod:`export.zero_fill` — all-zero constants made by a ``FILL`` op at run time;
+- :mod:`export.calibration` — calibration sets that reach the export length;
+- :mod:`export.ops` — ``list_ops``, ``assert_builtin_only``, ``pack_model``;
 - :mod:`export.parity` — ``parity``, ``parity_report``, ``tflite_latency_ms``;
 - :mod:`export.savedmodel` — ``export_saved_model`` with ``serving_default`` / ``serve_text``;
 - :mod:`export.manifest` — ``manifest.json`` entries, hashes, atomic writes;

@@ -63,13 +63,25 @@ def build_parser() -> ArgumentParser:
     )  # fmt: skip
     parser.add_argument(
         "--seq-len", type=_seq_len, default="auto",
-        help="TFLite input length: N (fixed, unrolled graph, inputs post-padded with 0), "
-        "'dynamic' ((1, None) input, builtin WHILE loop) or 'auto' (dynamic, except int8 which "
-        "needs a fixed length: the app's max length)",
+        help="TFLite input length: N (fixed, inputs post-padded with 0; see --unroll), "
+        "'dynamic' ((1, None) input, builtin WHILE loop) or 'auto' (dynamic, except for models "
+        "that only export at a fixed length: the app's max length)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--unroll", action=argparse.BooleanOptionalAction, default=None,
+        help="tflite, fixed length: unroll the recurrent loops into a straight-line graph "
+        "(--unroll; larger, grows with the length) or keep them as WHILE loops over static "
+        "shapes (--no-unroll). Default: unrolled for an explicit --seq-len N, loops for the "
+        "app's length that --seq-len auto picks",
     )  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=None,
         help="output .tflite file or SavedModel folder (default: RUN_DIR/export/<name>)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--per-channel-dense", action="store_true",
+        help="int8: one scale per output channel of each dense (FULLY_CONNECTED) weight; "
+        "default one per tensor (smaller file; within 0.2 points on the suite's models)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=1234, help="seed for sampled parity inputs")
     parser.add_argument(
@@ -185,6 +197,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise UsageError(
             "--seq-len N applies to --format tflite only (a SavedModel takes any length)"
         )
+    if args.format == "saved_model" and args.unroll is not None:
+        raise UsageError("--unroll / --no-unroll apply to --format tflite only")
+    if args.per_channel_dense and args.quantize != "int8":
+        raise UsageError("--per-channel-dense applies to --quantize int8 only")
     if args.parity_examples < 1 or args.latency_runs < 1:
         raise UsageError("--parity-examples and --latency-runs must be >= 1")
 
@@ -193,7 +209,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     hook = get_app_hook(app)
     # Usage checks that need no model first, so bad usage fails fast and quietly.
-    seq_len = _resolve_seq_len(args, config, hook) if args.format == "tflite" else None
+    # 'dynamic' and 'auto' start as None; 'auto' becomes a length only for models that need one
+    seq_len = args.seq_len if args.format == "tflite" and isinstance(args.seq_len, int) else None
     if args.format == "tflite" and args.quantize == "int8" and hook.representative_inputs is None:
         raise UsageError(
             f"--quantize int8 needs real training inputs; app {app or '(none)'} registers no "
@@ -201,6 +218,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         )
     with Progress("loading model", quiet=args.quiet):
         model = load_run_model(run_dir, hook.modules)
+    unroll = args.unroll if args.unroll is not None else seq_len is not None
     if args.format == "tflite" and seq_len is None:
         seq_len = _fixed_length_for(model, args, config, hook)
 
@@ -215,31 +233,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     }
     steps: list[dict[str, Any]] = []
     if args.format == "tflite":
-        entry, folder, steps = _export_tflite(args, run_dir, config, hook, model, source, seq_len)
+        entry, folder, steps = _export_tflite(
+            args, run_dir, config, hook, model, source, seq_len, unroll
+        )
     else:
         entry, folder = _export_saved_model(
             args, run_dir, config, hook, model, source, atomic_output
         )
     mf.add_to_manifest(folder, entry)
     return [entry, *steps]
-
-
-def _resolve_seq_len(args, config, hook) -> int | None:
-    if isinstance(args.seq_len, int):
-        return args.seq_len
-    if args.seq_len == "dynamic":
-        if args.quantize == "int8":
-            raise UsageError(
-                "--quantize int8 needs a fixed --seq-len N (int8 calibration of the dynamic-length "
-                "WHILE loop crashes the TFLite converter)"
-            )
-        return None
-    if args.quantize != "int8":
-        return None
-    length = hook.default_seq_len(config) if hook.default_seq_len else None
-    if not length:
-        raise UsageError("--quantize int8 needs --seq-len N (the app gives no default length)")
-    return int(length)
 
 
 def _fixed_length_for(model, args, config, hook) -> int | None:
@@ -252,7 +254,7 @@ def _fixed_length_for(model, args, config, hook) -> int | None:
         return None
     length = hook.default_seq_len(config) if hook.default_seq_len else None
     if args.seq_len == "dynamic" or not length:
-        raise UsageError(f"--seq-len: {reason}; pass --seq-len N (the model is then unrolled)")
+        raise UsageError(f"--seq-len: {reason}; pass --seq-len N (or auto)")
     if not args.quiet:
         print(f"note: {reason}: exporting at the app's fixed length {length} (--seq-len N "
               "to choose)", file=sys.stderr)  # fmt: skip
@@ -307,7 +309,7 @@ def _parity_inputs(args, hook, run_dir, config, model, seq_len, representative):
     return _take(inputs, args.parity_examples), origin
 
 
-def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
+def _export_tflite(args, run_dir, config, hook, model, source, seq_len, unroll):
     from apps.common.rundir import atomic_write_bytes
     from export import manifest as mf
     from export.ops import ModelAllocationError, NonBuiltinOpsError
@@ -330,6 +332,7 @@ def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
             result = convert_to_tflite(
                 model, seq_len=seq_len, quantization=args.quantize,
                 representative_inputs=representative, strip_names=not args.keep_tensor_names,
+                unroll=unroll, per_channel_dense=args.per_channel_dense,
             )  # fmt: skip
         except (UnsupportedExportError, NonBuiltinOpsError, ModelAllocationError) as err:
             raise UsageError(f"unsupported export: {err}") from None
@@ -372,7 +375,8 @@ def _export_tflite(args, run_dir, config, hook, model, source, seq_len):
         notes.append(f"int8 with float32 ops for layers {', '.join(result.float_layers)} "
                      "(their classes set int8_float_ops: values calibration cannot bound)")  # fmt: skip
     if seq_len is not None:
-        notes.append(f"inputs are exactly {seq_len} steps: post-pad with 0 / truncate")
+        notes.append(f"inputs are exactly {seq_len} steps: post-pad with 0 / truncate; "
+                     + ("recurrent loops unrolled" if result.unrolled else "loops kept (WHILE)"))  # fmt: skip
     else:
         notes.append("resize the input to (1, length) before each run (the signature runner does)")
     entry = mf.export_entry(

@@ -20,7 +20,8 @@ Every field of :class:`AppHook` is optional. Callbacks get the run dir and the a
   strings into ids with TF ops (adds the SavedModel ``serve_text`` signature);
 - ``tables(run_dir, config)``: the files a phone app needs to build the inputs
   (``[{"path": Path, "role": "..."}]``, copied beside the export and listed in the manifest);
-- ``default_seq_len(config)``: the length used when ``int8`` needs a fixed one;
+- ``default_seq_len(config)``: the length of models that only export at a fixed length
+  (``--seq-len auto``);
 - ``modules``: modules to import before loading ``model.keras`` (they register the app's own
   layers; ``seqlayers`` is always imported);
 - ``step_models(run_dir, config, model)`` (*model*): the models a phone loops over to generate,

@@ -1,9 +1,10 @@
 """Calibration inputs for ``int8`` exports of models fed post-padded sequences.
 
-An ``int8`` export runs at a fixed length ``T``: every calibration example is post-padded to
-``T``. When *no* example reaches the last steps, the backward half of a bidirectional layer
-(which reads the padding first) only ever sees its zero initial state there, so the converter
-calibrates those steps' recurrent products to an empty range (a scale of ~1e-8). Such a file
+An ``int8`` export unrolled at a fixed length ``T`` (``--seq-len T``) has one copy of each op
+per step, each calibrated on its own: every calibration example is post-padded to ``T``. When
+*no* example reaches the last steps, the backward half of a bidirectional layer (which reads
+the padding first) only ever sees its zero initial state there, so the converter calibrates
+those steps' recurrent products to an empty range (a scale of ~1e-8). Such a file
 holds builtin ops only, but the XNNPACK delegate (LiteRT's default CPU path, also on phones)
 refuses to prepare it ("failed to create XNNPACK runtime": a requantization scale above 256),
 and a real input of that length would be clipped there anyway.
@@ -11,7 +12,9 @@ and a real input of that length would be clipped there anyway.
 :func:`with_full_length` fixes the calibration set, not the model: it mixes in examples made
 of consecutive real examples joined end to end up to ``T`` steps, so every step is calibrated
 on real tokens. App hooks whose training inputs are shorter than the export length call it in
-their ``representative_inputs``.
+their ``representative_inputs``. (The default int8 export keeps the ``WHILE`` loop, one body
+for every step, calibrated over all of them (:mod:`export.loop_calibration`), so it has no such
+empty step; the joined examples still show it the states of long inputs.)
 
 >>> [len(x) for x in with_full_length([[1, 2], [3], [4, 5, 6], [7]], 4, every=2)]
 [4, 2, 1, 3, 1]

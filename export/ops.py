@@ -254,3 +254,12 @@ def assert_builtin_only(model: ModelSource, keras_model=None) -> list[str]:
             f"the LiteRT interpreter cannot allocate the model (its ops are builtin): {first}"
         ) from err
     return sorted({r.name for r in records})
+
+
+def pack_model(model: _schema.ModelT) -> bytes:
+    """Serialize a TFLite model edited through the flatbuffer object API (``ModelT``)."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
+    return bytes(builder.Output())

@@ -4,24 +4,27 @@ The obvious conversions of a Keras 3 recurrent model fail on a phone: with a fre
 dimension the ``TensorList`` ops of Keras' ``while`` loop have no static element shape, so the
 converter either stops ("Lowering tensor list ops is failed") or, with ``SELECT_TF_OPS``, emits
 ``FlexTensorListReserve`` & co. that the plain LiteRT runtime cannot run; full-int8 quantization
-of the ``while`` loop crashes the converter (segfault in TF 2.21).
+of the ``while`` loop crashes the converter (TF's calibrator segfaults on ``WHILE`` in TF 2.21).
 
-Two export modes avoid all of that:
+The export modes avoid all of that:
 
 ``seq_len=None`` (dynamic length, input ``(1, None)``)
     The model is traced with batch size fixed at 1. Every ``TensorList`` element shape is then
     static, so the converter lowers them to plain tensors carried through a builtin ``WHILE``
     loop — Keras' own recurrent code (masks, ``go_backwards``, ``Bidirectional``) runs unchanged.
-    Used for ``none``, ``float16`` and ``dynamic`` quantization. Not for ``int8``: calibrating
-    the ``WHILE`` body crashes the converter, so that combination is refused.
+    Every quantization, ``int8`` included: the loop is calibrated by
+    :mod:`export.loop_calibration` instead of TF's calibrator.
 
 ``seq_len=N`` (fixed length, input ``(1, N)``)
-    Every recurrent layer is rebuilt with ``unroll=True`` (clone through its config, weights
-    copied) and traced at length ``N``: a straight-line graph of builtin ops, no loop. Works for
-    every quantization, including ``int8``. Shorter sequences are post-padded with id 0; with
-    ``Embedding(mask_zero=True)`` the padded steps keep the state, so the result equals Keras.
+    ``unroll=True`` (default): every recurrent layer is rebuilt with ``unroll=True`` (clone
+    through its config, weights copied) and traced at length ``N``: a straight-line graph of
+    builtin ops, no loop; one copy of each op per step, so the file grows with ``N``.
+    ``unroll=False``: the loops stay ``WHILE`` loops over static shapes (the form used for
+    models :func:`fixed_length_reason` names). Shorter sequences are post-padded with id 0;
+    with ``Embedding(mask_zero=True)`` the padded steps keep the state, so the result equals
+    Keras.
 
-In both modes ``stateful`` layers are exported stateless (the file starts from zero states)
+In every mode ``stateful`` layers are exported stateless (the file starts from zero states)
 and cuDNN kernels are disabled, so what is traced is the portable kernel.
 
 Quantization (``quantization=``):
@@ -35,12 +38,15 @@ Quantization (``quantization=``):
   ``int8_float_ops = True`` keeps its ops in float32 (builtin float kernels between
   ``DEQUANTIZE`` / ``QUANTIZE``; :func:`float_layer_names`): for arithmetic on absolute values
   whose range the training data cannot calibrate, such as the level of a trending series that
-  a forecaster subtracts from its window and adds back to its outputs.
+  a forecaster subtracts from its window and adds back to its outputs. In a ``WHILE`` loop the
+  values carried from one iteration to the next (states, the growing output) cross the loop
+  boundary as float32: the body quantizes them on entry and dequantizes what it hands on, and
+  its arithmetic (``FULLY_CONNECTED``, gates, ``MUL`` / ``ADD``) is int8.
 
 Example:
 
 >>> result = convert_to_tflite(model, seq_len=None)            # doctest: +SKIP
->>> result = convert_to_tflite(model, seq_len=64, quantization="int8",
+>>> result = convert_to_tflite(model, seq_len=None, quantization="int8",
 ...                            representative_inputs=x_train[:200])   # doctest: +SKIP
 >>> Path("model.tflite").write_bytes(result.content)          # doctest: +SKIP
 """
@@ -60,7 +66,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from export.loop_calibration import loop_calibration
 from export.ops import assert_builtin_only
+from export.zero_fill import fill_zero_constants
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 BUFFER_ALIGNMENT = 16  # bytes; where TFLite weight buffers start
@@ -101,6 +109,7 @@ class TFLiteExport:
         inputs: signature inputs (batch dimension is 1).
         outputs: signature outputs.
         ops: sorted op names (all builtin).
+        unrolled: the recurrent loops were unrolled (fixed length only).
         signature_key: the TFLite signature to run.
         time_axes: for each input name, the axes whose length is the sequence length.
         float_layers: for ``int8``, the layers whose ops stayed float32
@@ -113,6 +122,7 @@ class TFLiteExport:
     inputs: tuple[TensorSpecInfo, ...]
     outputs: tuple[TensorSpecInfo, ...]
     ops: tuple[str, ...]
+    unrolled: bool = False
     signature_key: str = SIGNATURE_KEY
     time_axes: Mapping[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
     float_layers: tuple[str, ...] = ()
@@ -169,8 +179,9 @@ def fixed_length_reason(model: keras.Model) -> str | None:
 
     ``seqlayers.AttentionDecoder`` loops with ``keras.ops.scan``, whose carry lives in
     ``TensorList`` ops; at dynamic length the converter "lowers" them into a model that fails
-    at run time (a negative ``FILL`` size), so such a model is exported unrolled only. (A phone
-    app decodes with the one-step models instead, which have no loop at all.)
+    at run time (a negative ``FILL`` size), so such a model is exported at a fixed length only
+    (its loops kept over static shapes, or unrolled). (A phone app decodes with the one-step
+    models instead, which have no loop at all.)
     """
     from seqlayers import AttentionDecoder
 
@@ -448,6 +459,7 @@ def _convert(
     max_representative: int,
     float_layers: Sequence[str] = (),
     float_outputs: bool = False,
+    per_channel_dense: bool = False,
 ) -> bytes:
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -464,6 +476,8 @@ def _convert(
             examples[:max_representative], specs, time_axes, seq_len
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        disable = not per_channel_dense
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = disable
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
@@ -473,10 +487,11 @@ def _convert(
             # that integer-id inputs have no float statistics; neither concerns the caller.
             warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            if quantization == "int8" and float_layers:
-                content = _int8_with_float_layers(converter, float_layers, float_outputs)
-            else:
-                content = converter.convert()
+            with loop_calibration():
+                if quantization == "int8" and float_layers:
+                    content = _int8_with_float_layers(converter, float_layers, float_outputs)
+                else:
+                    content = converter.convert()
     except Exception as err:
         lines = [line for line in str(err).splitlines() if "error:" in line]
         raise UnsupportedExportError(
@@ -514,13 +529,12 @@ def _int8_with_float_layers(
     The converter's calibrated (not yet quantized) model names each op's output tensor after
     its TF scope, ``<model>/<layer>[_N]/<op>`` (fused ops join several names with ``;``); the
     ops of the float layers, and the model's outputs when ``deny_outputs`` (a float layer ends
-    the model; the converter renames its last op after the signature), are handed to TF's selective quantization
-    (``QuantizationDebugger`` with ``denylisted_nodes``). The other ops are int8; the float ops
+    the model; the converter renames its last op after the signature), are handed to TF's
+    selective quantization (``mlir_quantize`` with ``denylisted_nodes``, as
+    ``QuantizationDebugger`` does it). The other ops are int8; the float ops
     are builtin float kernels, so the file still runs on the builtin op set.
     """
-    scopes = re.compile(
-        "/(" + "|".join(re.escape(name) for name in float_layers) + r")(_\d+)?/"
-    )
+    scopes = re.compile("/(" + "|".join(re.escape(name) for name in float_layers) + r")(_\d+)?/")
     converter._experimental_calibrate_only = True
     calibrated = converter.convert()
     converter._experimental_calibrate_only = False
@@ -532,13 +546,18 @@ def _int8_with_float_layers(
             denied.extend(x for x in (name, *parts) if x not in denied and not x.isdigit())
     if deny_outputs:
         denied.extend(n for n in outputs if n not in denied)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter,
-        debug_dataset=converter.representative_dataset,
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=denied),
+    from tensorflow.lite.python import convert as tf_convert
+
+    # What tf.lite.experimental.QuantizationDebugger(denylisted_nodes=...) runs, minus its
+    # second calibration, and with the converter's per-channel options (it drops the dense one).
+    return tf_convert.mlir_quantize(
+        calibrated,
+        disable_per_channel=converter._experimental_disable_per_channel,
+        denylisted_nodes=denied,
+        disable_per_channel_for_dense_layers=(
+            converter._experimental_disable_per_channel_quantization_for_dense_layers
+        ),
     )
-    return debugger.get_nondebug_quantized_model()
 
 
 def strip_tensor_names(content: bytes) -> bytes:
@@ -656,6 +675,8 @@ def convert_to_tflite(
     max_representative: int = 200,
     output_names: Sequence[str] | None = None,
     strip_names: bool = True,
+    unroll: bool = True,
+    per_channel_dense: bool = False,
 ) -> TFLiteExport:
     """Convert a Keras model with recurrent layers to a builtin-only TFLite model.
 
@@ -663,7 +684,7 @@ def convert_to_tflite(
         model: functional/sequential Keras model (keras LSTM / GRU / SimpleRNN / RNN(cell),
             seqlayers cells, ``Bidirectional``, masking from ``Embedding(mask_zero=True)``).
         seq_len: ``None`` for a dynamic-length ``(1, None)`` input (builtin ``WHILE``), or a
-            positive int for a fixed-length ``(1, seq_len)`` unrolled graph.
+            positive int for a fixed-length ``(1, seq_len)`` input.
         quantization: ``"none"``, ``"float16"``, ``"dynamic"`` or ``"int8"``.
         representative_inputs: real training inputs for ``int8`` calibration, in any form
             :func:`as_examples` accepts; padded / truncated to ``seq_len``.
@@ -673,6 +694,16 @@ def convert_to_tflite(
             :func:`output_names`).
         strip_names: drop the internal tensor names (see :func:`strip_tensor_names`); the
             signature's input / output names stay.
+        unroll: with a fixed ``seq_len``, unroll the recurrent loops into a straight-line
+            graph (``True``) or keep them as builtin ``WHILE`` loops over static shapes
+            (``False``: a smaller file, and the only fixed-length form of a model that
+            :func:`fixed_length_reason` names). Ignored for dynamic length.
+        per_channel_dense: for ``int8``, one scale per output channel of each
+            ``FULLY_CONNECTED`` weight instead of one per tensor. Per tensor (default) keeps
+            the file smaller (no per-channel scale and zero-point vectors) and is the form
+            integer accelerators without per-channel dense support take; on the suite's
+            models it stays within 0.2 points (2 % for error metrics) of per channel
+            (``benchmarks/RESULTS.md``).
 
     Returns:
         A :class:`TFLiteExport` whose ops were checked to be builtin only.
@@ -691,14 +722,9 @@ def convert_to_tflite(
         raise UnsupportedExportError(
             f"seq_len must be None (dynamic) or a positive int. Received: seq_len={seq_len!r}"
         )
-    if quantization == "int8" and seq_len is None:
-        raise UnsupportedExportError(
-            "int8 quantization needs a fixed sequence length (calibrating the WHILE loop of a "
-            "dynamic-length model crashes the TFLite converter); pass seq_len=N"
-        )
     reason = fixed_length_reason(model) if seq_len is None else None
     if reason:
-        raise UnsupportedExportError(f"{reason}; export it with a fixed seq_len=N (unrolled)")
+        raise UnsupportedExportError(f"{reason}; export it with a fixed seq_len=N")
     if quantization == "int8" and representative_inputs is None:
         raise UnsupportedExportError(
             "int8 quantization needs representative_inputs drawn from real training inputs"
@@ -716,7 +742,7 @@ def convert_to_tflite(
     )
 
     with tf.device("/cpu:0"):
-        portable = portable_copy(model, seq_len=seq_len)
+        portable = portable_copy(model, seq_len=seq_len if unroll else None)
         specs, time_axes = export_input_specs(model, seq_len)
         with tempfile.TemporaryDirectory(prefix="rnnsuite-export-") as saved_model_dir:
             # Through a SavedModel (Keras' own LiteRT path): the converter freezes the weights
@@ -740,15 +766,18 @@ def convert_to_tflite(
                 max_representative,
                 float_layers,
                 float_outputs,
+                per_channel_dense,
             )
 
     ops = assert_builtin_only(content, keras_model=model)  # names the layer of a bad op
+    content = fill_zero_constants(content)
     if strip_names:
         content = strip_tensor_names(content)
     inputs, outputs = signature_io(content)
     return TFLiteExport(
         content=content,
         seq_len=None if seq_len is None else int(seq_len),
+        unrolled=seq_len is not None and unroll,
         quantization=quantization,
         inputs=inputs,
         outputs=outputs,

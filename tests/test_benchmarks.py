@@ -267,15 +267,19 @@ def test_export_apps_quick_trains_exports_and_scores_one_app(tmp_path):
     assert rec["budget"] == list(export_apps.QUICK_BUDGETS["sentiment"])
     assert rec["train"]["seconds"] > 0 and not rec["errors"]
     rows = {r["export"]: r for r in rec["exports"]}
-    assert list(rows) == ["none", "int8", "none T=24"]  # float32 again at int8's length
+    # int8 keeps the WHILE loop at dynamic length, like float32: no extra float32 row
+    assert list(rows) == ["none", "int8", export_apps.PER_CHANNEL_LABEL]
     assert all(r["builtin"] and 0 < r["weight_bytes"] < r["bytes"] for r in rows.values())
-    assert rows["int8"]["share_of_float32"] == rows["int8"]["bytes"] / rows["none T=24"]["bytes"]
+    assert {rows[k]["seq_len"] for k in rows} == {"dynamic"} and "WHILE" in rows["int8"]["ops"]
+    assert rows["int8"]["share_of_float32"] == rows["int8"]["bytes"] / rows["none"]["bytes"]
+    # per-tensor dense scales (the default) are smaller than per-channel ones
+    assert rows["int8"]["bytes"] < rows[export_apps.PER_CHANNEL_LABEL]["bytes"]
     assert rows["none"]["max_abs_diff"] <= export_apps.FLOAT_PARITY_MAX
     assert rec["metric"]["name"] == "test accuracy (48 texts)"
     assert all(0 <= r["metric"] <= 100 and 0 <= r["real_agreement"] <= 1 for r in rows.values())
     assert rec["targets"]["builtin_only"] and rec["targets"]["float_parity"]
     md = (tmp_path / "export_apps.md").read_text()
-    assert "| sentiment | int8 | 24 |" in md and "Command: `" in md and "### Targets" in md
+    assert "| sentiment | int8 | dynamic |" in md and "Command: `" in md and "### Targets" in md
     assert rec["keras_latency_ms"] > 0 and all(
         r["latency_vs_keras"] == r["tflite_latency_ms"] / rec["keras_latency_ms"]
         for r in rows.values()

@@ -89,11 +89,23 @@ def test_tflite_float_export_and_manifest(run_dir, capsys):
     assert entry["source"]["app"] == APP
 
 
-def test_int8_uses_the_app_length_and_real_inputs(run_dir):
+def test_int8_keeps_the_while_loop_at_dynamic_length(run_dir):
     assert main([str(run_dir), "--format", "tflite", "--quantize", "int8", "--quiet"]) == 0
-    exports = read_manifest(run_dir / "export")["exports"]
-    entry = exports["model_int8_T6.tflite"]
+    entry = read_manifest(run_dir / "export")["exports"]["model_int8.tflite"]
+    assert entry["seq_len"] == "dynamic" and entry["inputs"][0]["shape"] == [1, -1]
+    assert {"WHILE", "QUANTIZE", "DEQUANTIZE"} <= set(entry["ops"])
+    assert entry["parity"]["argmax_agreement"] >= 0.9
+    assert entry["parity"]["inputs"] == "real held-out inputs"
+
+
+@pytest.mark.parametrize("unroll", [[], ["--no-unroll"]], ids=["unrolled", "loops"])
+def test_int8_at_a_fixed_length(run_dir, unroll):
+    argv = [str(run_dir), "--format", "tflite", "--quantize", "int8", "--seq-len", str(T)]
+    assert main([*argv, *unroll, "--quiet"]) == 0
+    entry = read_manifest(run_dir / "export")["exports"][f"model_int8_T{T}.tflite"]
     assert entry["seq_len"] == T and entry["inputs"][0]["shape"] == [1, T]
+    assert ("WHILE" in entry["ops"]) == bool(unroll)
+    assert any(("loops kept" if unroll else "unrolled") in note for note in entry["notes"])
     assert entry["parity"]["argmax_agreement"] >= 0.9
 
 
@@ -114,10 +126,7 @@ def test_saved_model_export(run_dir):
         (["{missing}", "--format", "tflite"], "no such run dir"),
         (["{run}", "--format", "saved_model", "--quantize", "int8"], "tflite only"),
         (["{run}", "--format", "saved_model", "--seq-len", "8"], "tflite only"),
-        (
-            ["{run}", "--format", "tflite", "--quantize", "int8", "--seq-len", "dynamic"],
-            "fixed --seq-len",
-        ),
+        (["{run}", "--format", "saved_model", "--no-unroll"], "tflite only"),
         (["{run}", "--format", "onnx"], "invalid choice"),
         (["{nomodel}", "--format", "tflite"], "no model.keras"),
         (["{truncated}", "--format", "tflite"], "truncated"),

@@ -86,3 +86,15 @@ def test_dynamic_length_float(trained, kind):
     # Weight-only quantizations (float16, dynamic range) do not depend on the cell and are
     # covered on keras layers in test_export_tflite.py; dynamic range would leave these tiny
     # cells (< 1024 weights per tensor) in float anyway.
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_dynamic_length_int8(trained, kind):
+    """Each cell's WHILE loop quantized to int8 (export.loop_calibration) and still agreeing."""
+    model, held_out = trained[kind], _data(48, seed=1)
+    int8 = convert_to_tflite(
+        model, seq_len=None, quantization="int8", representative_inputs=_data(64, seed=0)
+    )
+    ops = _builtin(int8.content)
+    assert "WHILE" in ops and "QUANTIZE" in ops
+    assert parity_report(model, int8.content, held_out)["argmax_agreement"] >= 0.9

@@ -10,7 +10,8 @@ classes)``:
   calibrated on short texts only fails to load under XNNPACK, see :mod:`export.calibration`);
 - text signature: the SavedModel ``serve_text`` signature tokenises raw strings with TF ops;
 - tables: ``vocab.json`` (the ``WordTokenizer`` vocabulary);
-- default sequence length: ``max_length`` (``int8`` needs a fixed one).
+- default sequence length: ``max_length`` (used by ``--seq-len auto`` only for models that
+  need a fixed length; this one exports at dynamic length).
 """
 
 from __future__ import annotations
