@@ -254,7 +254,8 @@ def _fixed_length_for(model, args, config, hook) -> int | None:
         return None
     length = hook.default_seq_len(config) if hook.default_seq_len else None
     if args.seq_len == "dynamic" or not length:
-        raise UsageError(f"--seq-len: {reason}; pass --seq-len N (or auto)")
+        also = " (or auto: the app's length)" if length else ""
+        raise UsageError(f"--seq-len: {reason}; pass --seq-len N{also}")
     if not args.quiet:
         print(f"note: {reason}: exporting at the app's fixed length {length} (--seq-len N "
               "to choose)", file=sys.stderr)  # fmt: skip

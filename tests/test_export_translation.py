@@ -36,6 +36,9 @@ def test_teacher_forced_model_exports_at_the_apps_fixed_length(run_dir, exported
     main = exports["model.tflite"]
     # The AttentionDecoder's scan cannot run at dynamic length: auto picks the app's length.
     assert main["seq_len"] == max(config["max_source_len"], config["max_target_len"] + 1)
+    # ... with its loops kept over static shapes (not unrolled)
+    assert "WHILE" in main["ops"]
+    assert any("loops kept" in note for note in main["notes"])
     assert main["parity"]["max_abs_diff"] <= 1e-4
     assert main["parity"]["argmax_agreement"] == 1.0
     assert not [op for op in main["ops"] if op.startswith("Flex") or op == "CUSTOM"]
