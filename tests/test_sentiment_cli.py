@@ -250,6 +250,14 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(trained, tmp_path):
     assert not (tmp_path / "runs").exists()  # nothing created for the refused commands
 
 
+def _epoch(meta: Path) -> int | None:
+    """The epoch in keras' backup metadata, or None while it is missing or half written."""
+    try:
+        return json.loads(meta.read_text())["epoch"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def test_resume_after_sigkill(tmp_path):
     run = tmp_path / "run"
     argv = [
@@ -279,7 +287,9 @@ def test_resume_after_sigkill(tmp_path):
     meta = run / "checkpoints" / "backup" / "training_metadata.json"
     deadline = time.monotonic() + 180
     try:
-        while not meta.exists() and proc.poll() is None and time.monotonic() < deadline:
+        # kill once the first checkpoint is complete: keras creates the metadata file before
+        # it writes the epoch into it (a kill mid-write is tests/test_kill_resume.py's case)
+        while _epoch(meta) is None and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert proc.poll() is None, "training ended before its first checkpoint could be seen"
         os.kill(proc.pid, signal.SIGKILL)
