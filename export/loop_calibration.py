@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
 from export.ops import list_ops, op_records, pack_model
 
@@ -40,12 +41,6 @@ _SUBGRAPH_OPTIONS = {
     "CALL_ONCE": ("initSubgraphIndex",),
 }
 MAX_ITERATIONS = 100_000  # a replayed loop that runs longer than this is a bug, not a sequence
-
-
-def _schema():
-    from ai_edge_litert import schema_py_generated as schema
-
-    return schema
 
 
 def has_while(content: bytes) -> bool:
@@ -62,12 +57,12 @@ class LoopCalibrator:
     """
 
     def __init__(self, model_content: bytes, *_: Any, **__: Any) -> None:
-        schema = _schema()
         self.content = bytes(model_content)
         self.model = schema.ModelT.InitFromPackedBuf(bytearray(self.content), 0)
         self.op_names = {(r.subgraph, r.index): r.name for r in op_records(self.content)}
         self.stats: dict[tuple[int, int], list[float]] = {}
         self._interpreters: dict[int, Any] = {}
+        self._shapes: dict[int, list[tuple[int, ...]]] = {}  # input shapes each was allocated for
         self._float = {
             (g, t)
             for g, subgraph in enumerate(self.model.subgraphs)
@@ -84,7 +79,6 @@ class LoopCalibrator:
         """The model with subgraph ``index`` moved to the front (subgraph references remapped)."""
         if index == 0:
             return self.content
-        schema = _schema()
         model = schema.ModelT.InitFromPackedBuf(bytearray(self.content), 0)
         order = [index] + [g for g in range(len(model.subgraphs)) if g != index]
         new_index = {old: new for new, old in enumerate(order)}
@@ -107,7 +101,6 @@ class LoopCalibrator:
                     model_content=self._subgraph_model(index),
                     experimental_preserve_all_tensors=True,
                 )
-            self._interpreters[index]._shapes = None
         return self._interpreters[index]
 
     def _run(self, index: int, inputs: list[np.ndarray]) -> Any:
@@ -115,11 +108,11 @@ class LoopCalibrator:
         interpreter = self._interpreter(index)
         details = interpreter.get_input_details()
         shapes = [np.shape(x) for x in inputs]
-        if interpreter._shapes != shapes:
+        if self._shapes.get(index) != shapes:
             for detail, shape in zip(details, shapes):
                 interpreter.resize_tensor_input(detail["index"], list(shape), strict=False)
             interpreter.allocate_tensors()
-            interpreter._shapes = shapes
+            self._shapes[index] = shapes
         for detail, value in zip(details, inputs):
             interpreter.set_tensor(detail["index"], np.asarray(value, dtype=detail["dtype"]))
         interpreter.invoke()
@@ -182,10 +175,10 @@ class LoopCalibrator:
             for m in signature.inputs
         }
         inputs = list(self.model.subgraphs[0].inputs)
+        position = {index: k for k, index in enumerate(inputs)}
         count = 0
         for sample in _samples(dataset_gen):
             if isinstance(sample, dict):
-                position = {index: k for k, index in enumerate(inputs)}
                 ordered: list[Any] = [None] * len(inputs)
                 for name, value in sample.items():
                     ordered[position[by_name[name]]] = value
@@ -198,7 +191,6 @@ class LoopCalibrator:
         return self._with_stats()
 
     def _with_stats(self) -> bytes:
-        schema = _schema()
         model = schema.ModelT.InitFromPackedBuf(bytearray(self.content), 0)
         for (g, t), (low, high) in self.stats.items():
             params = schema.QuantizationParametersT()

@@ -696,7 +696,7 @@ def convert_to_tflite(
             signature's input / output names stay.
         unroll: with a fixed ``seq_len``, unroll the recurrent loops into a straight-line
             graph (``True``) or keep them as builtin ``WHILE`` loops over static shapes
-            (``False``: a smaller file, and the only fixed-length form of a model that
+            (``False``: a smaller file; what ``python -m export`` uses for the models
             :func:`fixed_length_reason` names). Ignored for dynamic length.
         per_channel_dense: for ``int8``, one scale per output channel of each
             ``FULLY_CONNECTED`` weight instead of one per tensor. Per tensor (default) keeps

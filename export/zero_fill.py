@@ -14,16 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from export.ops import pack_model
 
 MIN_BYTES = 1024  # smaller zero constants are not worth an op
-_DTYPES = {"FLOAT32": np.float32, "INT32": np.int32}  # FILL's plain (unquantized) types
+# FILL's plain (unquantized) types: tensor type -> numpy dtype of the fill value
+_DTYPES = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.INT32: np.int32}
 
 
-def _zero_constant(model: Any, tensor: Any, schema: Any, min_bytes: int) -> bool:
+def _zero_constant(model: Any, tensor: Any, min_bytes: int) -> bool:
     """Whether ``tensor`` is a static-shape, unquantized float32 / int32 constant of at least
     ``min_bytes`` bytes, all zero."""
-    types = {getattr(schema.TensorType, name) for name in _DTYPES}
-    if tensor.type not in types or tensor.isVariable or _has_quantization(tensor):
+    if tensor.type not in _DTYPES or tensor.isVariable or _has_quantization(tensor):
         return False
     shape = list(tensor.shape if tensor.shape is not None else [])
     signature = tensor.shapeSignature
@@ -40,7 +43,7 @@ def _has_quantization(tensor: Any) -> bool:
     return q is not None and q.scale is not None and len(q.scale) > 0
 
 
-def _fill_opcode(model: Any, schema: Any) -> int:
+def _fill_opcode(model: Any) -> int:
     code = schema.BuiltinOperator.FILL
     for index, opcode in enumerate(model.operatorCodes):
         if max(opcode.builtinCode, opcode.deprecatedBuiltinCode) == code:
@@ -53,7 +56,7 @@ def _fill_opcode(model: Any, schema: Any) -> int:
     return len(model.operatorCodes) - 1
 
 
-def _constant(model: Any, schema: Any, array: np.ndarray, tensor_type: int) -> Any:
+def _constant(model: Any, array: np.ndarray, tensor_type: int) -> Any:
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(array.tobytes(), dtype=np.uint8)
     model.buffers.append(buffer)
@@ -75,28 +78,20 @@ def fill_zero_constants(content: bytes, min_bytes: int = MIN_BYTES) -> bytes:
     Returns:
         The new flatbuffer (or ``content`` itself when nothing was replaced).
     """
-    from ai_edge_litert import schema_py_generated as schema
-
-    from export.ops import pack_model
-
     model = schema.ModelT.InitFromPackedBuf(bytearray(content), 0)
     fill = None
-    replaced = 0
     for subgraph in model.subgraphs or []:
         new_ops = []
         for index, tensor in enumerate(list(subgraph.tensors or [])):
-            if not _zero_constant(model, tensor, schema, min_bytes):
+            if not _zero_constant(model, tensor, min_bytes):
                 continue
             if fill is None:
-                fill = _fill_opcode(model, schema)
-            dtype = {getattr(schema.TensorType, k): v for k, v in _DTYPES.items()}[tensor.type]
-            dims = _constant(
-                model, schema, np.asarray(tensor.shape, np.int32), schema.TensorType.INT32
-            )
-            value = _constant(model, schema, np.zeros((), dtype), tensor.type)
+                fill = _fill_opcode(model)
+            dims = _constant(model, np.asarray(tensor.shape, np.int32), schema.TensorType.INT32)
+            value = _constant(model, np.zeros((), _DTYPES[tensor.type]), tensor.type)
             subgraph.tensors.extend([dims, value])
             model.buffers[tensor.buffer].data = None
-            tensor.buffer = 0
+            tensor.buffer = 0  # buffer 0 is the flatbuffer's empty sentinel
             op = schema.OperatorT()
             op.opcodeIndex = fill
             op.inputs = np.asarray([len(subgraph.tensors) - 2, len(subgraph.tensors) - 1], np.int32)
@@ -104,9 +99,6 @@ def fill_zero_constants(content: bytes, min_bytes: int = MIN_BYTES) -> bytes:
             op.builtinOptionsType = schema.BuiltinOptions.FillOptions
             op.builtinOptions = schema.FillOptionsT()
             new_ops.append(op)
-            replaced += 1
         if new_ops:
             subgraph.operators = new_ops + list(subgraph.operators or [])
-    if not replaced:
-        return content
-    return pack_model(model)
+    return content if fill is None else pack_model(model)
