@@ -26,11 +26,16 @@ Usage::
     python benchmarks/music_jsb.py --cells gru              # ~4-6 min on 2 CPU cores
     python benchmarks/music_jsb.py --dataset nottingham --cells gru,lstm
     python benchmarks/music_jsb.py --data my_rolls.json.gz --steps-per-quarter 2
+    python benchmarks/music_jsb.py --dataset nottingham --patience 20 --weight-noise 0.02 --ensemble
+
+``--ensemble`` adds a row for the ensemble of every cell's model (their key probabilities
+averaged, :mod:`apps.music.ensemble`); its parameters are the members' together.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -93,6 +98,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--seq-len", type=int, default=200, help="training window (JSB pieces fit whole)"
     )
+    p.add_argument("--ensemble", action="store_true",
+                   help="also evaluate the ensemble of all the cells' models (averaged key "
+                        "probabilities, `python -m apps.music ensemble`)")  # fmt: skip
     p.add_argument("--steps-per-quarter", type=int, default=1, help="only used to write MIDI")
     p.add_argument("--seed", type=int, default=1234, help="weights and shuffling")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out", help="results")
@@ -150,7 +158,45 @@ def main(argv=None) -> int:
         print(f"   test NLL {row['test_nll_per_step']:.3f} per step (best epoch {row['best_epoch']} "
               f"of {row['epochs_run']})", flush=True)  # fmt: skip
         _write(args, name, data, rows)
+    if args.ensemble and len(rows) >= 2:
+        rows.append(ensemble_row(rows, args.out / "runs" / f"music_{name}_ensemble_{tag}"))
+        print(f"== ensemble of {len(rows) - 1}: test NLL {rows[-1]['test_nll_per_step']:.3f} "
+              "per step", flush=True)  # fmt: skip
+        _write(args, name, data, rows)
     return 0
+
+
+def ensemble_row(rows: list[dict], run_dir: Path) -> dict:
+    """The row of the ensemble of the rows' run dirs, made and evaluated by the app's
+    ``ensemble`` verb in ``run_dir`` (replaced if it is there from an earlier call)."""
+    import contextlib
+    import io
+    import shutil
+
+    from apps.common import cli
+    from apps.music import verbs
+
+    if (run_dir / "config.json").is_file():
+        shutil.rmtree(run_dir)
+    argv = ["ensemble", "--run-dir", str(run_dir), *(r["run_dir"] for r in rows), "--quiet"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = cli.main(verbs.APP, verbs.VERBS, verbs.MAIN, argv)
+    if status != 0:
+        raise RuntimeError(f"python -m apps.music {' '.join(argv)} exited {status}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {"cell": "ensemble (" + "+".join(r["cell"] for r in rows) + ")",
+            "units": metrics["units"], "params": metrics["params"],
+            "test_nll_per_step": round(metrics["nll_per_step"], 4),
+            "test_nll_from_second": round(metrics["nll_per_step_from_second"], 4),
+            "test_nll_tcn": round(metrics["nll_per_step_tcn"], 4),
+            "frame_accuracy": round(metrics["frame_accuracy"], 4),
+            "best_valid_nll_windows": None, "epochs_run": None, "best_epoch": None,
+            "train_seconds": sum(r["train_seconds"] or 0 for r in rows) or None,
+            "wall_seconds": None, "run_dir": str(run_dir)}  # fmt: skip
+
+
+def _epochs(row: dict) -> str:
+    return "-" if row["best_epoch"] is None else f"{row['best_epoch']}/{row['epochs_run']}"
 
 
 def _write(args: argparse.Namespace, name: str, data: Path, rows: list[dict]) -> None:
@@ -187,7 +233,7 @@ def _write(args: argparse.Namespace, name: str, data: Path, rows: list[dict]) ->
         lines.append(f"| {r['cell']} | {r['units']} | {r['params']:,} | {r['test_nll_per_step']:.3f} | "
                      f"{r['test_nll_from_second']:.3f} | {r['test_nll_tcn']:.3f} | "
                      f"{r['frame_accuracy']:.3f} | "
-                     f"{r['best_epoch']}/{r['epochs_run']} | {r['train_seconds']} |")  # fmt: skip
+                     f"{_epochs(r)} | {r['train_seconds']} |")  # fmt: skip
     for paper, numbers in published.items():
         shown = ", ".join(f"{k} {v}" for k, v in numbers.items())
         lines.append(f"\nPublished ({paper}): {shown}.")

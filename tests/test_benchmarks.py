@@ -458,3 +458,21 @@ def test_captioning_digits_quick_run_writes_its_table(tmp_path):
     assert sum(row["kinds"].values()) == wrong
     assert wrong == round((1 - row["exact_caption_accuracy"]) * row["test_scenes"])
     assert "| 3 |" in (tmp_path / "captioning_digits.md").read_text()
+
+
+def test_music_jsb_ensemble_row_on_real_jsb(shared_data, tmp_path):
+    from benchmarks import music_jsb
+
+    path = shared_data / "music" / "jsb_chorales" / "jsb-chorales-quarter.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    argv = ["--data", str(path), "--cells", "gru,vanilla", "--params", "3000", "--epochs", "1",
+            "--patience", "1", "--ensemble", "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    assert music_jsb.main(argv) == 0
+    rows = json.loads((tmp_path / "music_jsb-chorales-quarter.json").read_text())["rows"]
+    assert [r["cell"] for r in rows] == ["gru", "vanilla", "ensemble (gru+vanilla)"]
+    members, ensemble = rows[:2], rows[2]
+    assert ensemble["params"] == sum(r["params"] for r in members)
+    assert ensemble["test_nll_per_step"] < sum(r["test_nll_per_step"] for r in members) / 2
+    table = (tmp_path / "music_jsb-chorales-quarter.md").read_text()
+    assert "| ensemble (gru+vanilla) |" in table

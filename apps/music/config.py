@@ -57,6 +57,11 @@ class MusicConfig(AppConfig):
             halve the learning rate after a third of them (``None``: train every epoch at one
             rate; the best epoch's model is kept either way).
         seed: seed for splits, shuffling and weights.
+        members: an ensemble's member run dirs (made by the ``ensemble`` verb, ``cell``
+            ``"ensemble"``: the members' key probabilities are averaged, see
+            :mod:`apps.music.ensemble`); empty for a trained model. An ensemble's ``units`` is
+            the members' units together and ``layers`` their deepest stack; its other keys are
+            the first member's.
     """
 
     data: str = "builtin:chorales"
@@ -82,6 +87,7 @@ class MusicConfig(AppConfig):
     transpose: int = 0
     patience: int | None = None
     seed: int = 1234
+    members: tuple[str, ...] = ()
 
     @classmethod
     def tiny(cls) -> MusicConfig:
@@ -130,5 +136,7 @@ class MusicConfig(AppConfig):
                 raise ConfigError(f"config: {key} must be {rule}, got {getattr(self, key)!r}")
         if not self.cell.strip():
             raise ConfigError("config: cell must not be empty")
+        if self.members and (self.cell != "ensemble" or self.representation != "roll"):
+            raise ConfigError("config: members belong to a roll ensemble (cell 'ensemble')")
         if self.transpose and self.representation != "roll":
             raise ConfigError("config: transpose applies to representation 'roll' only")

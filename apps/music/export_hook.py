@@ -126,7 +126,7 @@ HOOK = AppHook(
     parity_inputs=parity_inputs,
     tables=tables,
     default_seq_len=default_seq_len,
-    modules=("apps.music.model",),
+    modules=("apps.music.model", "apps.music.ensemble"),
     step_models=step_models,
     step_parity_inputs=step_parity_inputs,
 )

@@ -150,7 +150,13 @@ def recurrent_layers(model: keras.Model) -> list[Any]:
 
 
 def state_sizes(model: keras.Model) -> list[int]:
-    """Widths of the one-step model's states, layer by layer (an LSTM has two: h and c)."""
+    """Widths of the one-step model's states, layer by layer (an LSTM has two: h and c); an
+    ensemble's members one after the other."""
+    from apps.music.ensemble import ensemble_members
+
+    members = ensemble_members(model)
+    if members:
+        return [size for member in members for size in state_sizes(member)]
     sizes = []
     for layer in recurrent_layers(model):
         size = layer.cell.state_size
@@ -226,8 +232,13 @@ def build_step_model(model: keras.Model) -> keras.Model:
         ``keras.Model`` with inputs ``[frame (B, 88) float32 | token (B,) int32, state_1, ...]``
         and outputs ``[logits (B, 88 | vocab), new_state_1, ...]``; states start at zeros
         (widths: :func:`state_sizes`). Feeding a sequence step by step gives the sequence
-        model's logits.
+        model's logits. An ensemble (:mod:`apps.music.ensemble`) gets its members' states
+        side by side.
     """
+    from apps.music.ensemble import build_ensemble_step, ensemble_members
+
+    if ensemble_members(model):
+        return build_ensemble_step(model)
     representation = representation_of(model)
     if representation == "roll":
         step_in = keras.Input(shape=(KEYS,), dtype="float32", name="frame")

@@ -93,6 +93,7 @@ def read_run_config(run: RunDir) -> tuple[MusicConfig, dict[str, Any]]:
 
 def load_trained(run: RunDir) -> TrainedRun:
     """Load ``model.keras`` (safe mode, after ``import seqlayers``) and the run's tables."""
+    import apps.music.ensemble  # noqa: F401  (registers the ensemble's layer)
     import seqlayers  # noqa: F401  (registers the custom layers)
 
     config, _ = read_run_config(run)

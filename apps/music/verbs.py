@@ -1,4 +1,4 @@
-"""The music app's commands: main job, train, evaluate, generate.
+"""The music app's commands: main job, train, evaluate, generate, ensemble.
 
 Each command validates its input in a ``check`` step (pure Python, before TensorFlow loads),
 then runs. Results go to stdout; warnings and errors to stderr.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from apps.common import cli
 from apps.common.cells import parse_cell_name
 from apps.common.errors import UsageError
-from apps.common.rundir import RunDir
+from apps.common.rundir import RunDir, atomic_write_json
 from apps.music.config import BUILTIN_DATA, CELL_CHOICES, REPRESENTATIONS, MusicConfig
 
 APP_MODULE = "apps.music"
@@ -42,6 +43,9 @@ def _log(quiet: bool):
 def _check_config(config: MusicConfig) -> None:
     from apps.music.data import check_data_spec
 
+    if config.members:
+        raise UsageError("--config: an ensemble is made by `python -m apps.music ensemble` from "
+                         "trained runs, not trained")  # fmt: skip
     parse_cell_name(config.cell, flag="--cell", allow_bidirectional=False)
     check_data_spec(config.data, config.representation)
 
@@ -298,6 +302,80 @@ def _run_generate(args: argparse.Namespace) -> None:
         _print_sample(files, args.length, unit, config.tempo_bpm)
 
 
+# ---------------------------------------------------------------------- ensemble
+def _add_ensemble(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", metavar="DIR", type=Path, required=True,
+                        help="new run directory for the ensemble")  # fmt: skip
+    parser.add_argument("members", nargs="+", type=Path, metavar="RUN",
+                        help="two or more trained piano-roll run dirs")  # fmt: skip
+    parser.add_argument("--data", metavar="SRC",
+                        help="data to evaluate on, its test split (default: the first member's)")  # fmt: skip
+    cli.add_quiet_argument(parser)
+
+
+def _check_ensemble(args: argparse.Namespace) -> None:
+    from apps.music.data import check_data_spec
+    from apps.music.train import read_run_config
+
+    if len(args.members) < 2:
+        raise UsageError(f"RUN: an ensemble needs two or more runs, got {len(args.members)}")
+    args.runs = [_open_run(path) for path in args.members]
+    configs = [read_run_config(run)[0] for run in args.runs]
+    for run, config in zip(args.runs, configs):
+        if config.representation != "roll":
+            raise UsageError(f"RUN: {run.path} is an {config.representation} run; an ensemble "
+                             "averages piano-roll (roll) models")  # fmt: skip
+        if config.steps_per_quarter != configs[0].steps_per_quarter:
+            raise UsageError(f"RUN: {run.path} has {config.steps_per_quarter} steps per quarter, "
+                             f"{args.runs[0].path} {configs[0].steps_per_quarter}; members must "
+                             "share the time grid")  # fmt: skip
+    out = args.run_dir
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--run-dir: {out} exists and is not empty; give a new folder")
+    if args.data is not None:
+        check_data_spec(args.data, "roll")
+    args.configs = configs
+
+
+def _run_ensemble(args: argparse.Namespace) -> None:
+    from apps.music.data import load_splits
+    from apps.music.ensemble import build_ensemble
+    from apps.music.train import TrainedRun, evaluate_trained, load_trained
+
+    members = [load_trained(run) for run in args.runs]
+    first = members[0].config
+    config = first.replace(
+        cell="ensemble", units=sum(m.config.units for m in members),
+        layers=max(m.config.layers for m in members), dropout=0.0, weight_noise=0.0,
+        members=tuple(str(run.path.resolve()) for run in args.runs),
+    )  # fmt: skip
+    spec = args.data or first.data
+    data = load_splits(spec, seed=first.seed, limit=first.limit, representation="roll",
+                       warn=_warn)  # fmt: skip
+    nll = []
+    # each member's forward pass is a tf.function of its own: no warning about retracing
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    for member in members:
+        metrics = evaluate_trained(member, data.test, data=spec, write=False)
+        nll.append(round(metrics["nll_per_step"], 4))
+        if not args.quiet:
+            print(f"member {member.run.path}: {member.config.cell}, {metrics['params']:,} "
+                  f"parameters, test NLL {metrics['nll_per_step']:.3f} per time step")  # fmt: skip
+    run = RunDir.prepare(args.run_dir, APP_MODULE)
+    run.write_json("vocab.json", members[0].run.read_json("vocab.json"))
+    model = build_ensemble([m.model for m in members])
+    with run.output("model.keras") as tmp:
+        model.save(tmp)
+    run.write_config(config.to_dict(), data_description=f"ensemble of {len(members)} runs")
+    metrics = evaluate_trained(TrainedRun(run, config, model, None), data.test, data=spec)
+    metrics["member_nll_per_step"] = nll
+    atomic_write_json(run.metrics_json, metrics)
+    if not args.quiet:
+        print(f"ensemble of {len(members)}: {_summary(metrics)} (best member "
+              f"{min(nll):.3f}); run dir {run.path}")  # fmt: skip
+    print(json.dumps(metrics, ensure_ascii=False))
+
+
 # -------------------------------------------------------------------------- verbs
 MAIN = cli.Verb(
     "main",
@@ -314,4 +392,7 @@ VERBS = [
              _add_evaluate, _run_evaluate, _check_evaluate),
     cli.Verb("generate", "generate pieces: DIR/samples/*.mid, a piano-roll PNG and a WAV of each",
              _add_generate, _run_generate, _check_generate),
+    cli.Verb("ensemble", "average the key probabilities of trained piano-roll runs into one "
+             "model in a new run dir, and evaluate it", _add_ensemble, _run_ensemble,
+             _check_ensemble),
 ]  # fmt: skip
