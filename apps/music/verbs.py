@@ -15,7 +15,7 @@ from typing import Any
 
 from apps.common import cli
 from apps.common.cells import parse_cell_name
-from apps.common.errors import UsageError
+from apps.common.errors import RunDirError, UsageError
 from apps.common.rundir import RunDir, atomic_write_json
 from apps.music.config import BUILTIN_DATA, CELL_CHOICES, REPRESENTATIONS, MusicConfig
 
@@ -46,6 +46,8 @@ def _check_config(config: MusicConfig) -> None:
     if config.members:
         raise UsageError("--config: an ensemble is made by `python -m apps.music ensemble` from "
                          "trained runs, not trained")  # fmt: skip
+    if config.teacher is not None:
+        check_teacher(config.teacher)
     parse_cell_name(config.cell, flag="--cell", allow_bidirectional=False)
     check_data_spec(config.data, config.representation)
 
@@ -106,6 +108,11 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
                         type=cli.float_in(0.0, 1.0),
                         help="Gaussian noise on every weight at each training step "
                         + shown("weight_noise"))  # fmt: skip
+    parser.add_argument("--teacher", metavar="DIR",
+                        help="roll: distil from this trained piano-roll run (e.g. an ensemble): "
+                        "training targets mix in its key probabilities " + shown("teacher"))  # fmt: skip
+    parser.add_argument("--distill", type=cli.float_in(0.0, 1.0), metavar="W",
+                        help="the teacher's share of each training target " + shown("distill"))  # fmt: skip
     parser.add_argument("--transpose", type=cli.nonnegative_int, metavar="K",
                         help="roll: shift each training window by a random -K..K semitones "
                         "(a new draw every epoch) " + shown("transpose"))  # fmt: skip
@@ -126,6 +133,25 @@ def _open_run(path: Path) -> RunDir:
     run = RunDir.open(path, APP_MODULE)
     run.require_model()
     return run
+
+
+def _open_roll_run(path: Path, flag: str) -> RunDir:
+    """A trained piano-roll run given by ``flag`` (its errors name ``flag``)."""
+    from apps.music.train import read_run_config
+
+    try:
+        run = _open_run(path)
+    except RunDirError as e:
+        raise UsageError(str(e).replace("--run-dir", flag, 1)) from None
+    representation = read_run_config(run)[0].representation
+    if representation != "roll":
+        raise UsageError(f"{flag}: {path} is an {representation} run, not a piano-roll (roll) run")
+    return run
+
+
+def check_teacher(path: str) -> None:
+    """``--teacher``: a trained piano-roll run of this app (one-line error otherwise)."""
+    _open_roll_run(Path(path), "--teacher")
 
 
 # ------------------------------------------------------------------------- train
@@ -319,12 +345,9 @@ def _check_ensemble(args: argparse.Namespace) -> None:
 
     if len(args.members) < 2:
         raise UsageError(f"RUN: an ensemble needs two or more runs, got {len(args.members)}")
-    args.runs = [_open_run(path) for path in args.members]
+    args.runs = [_open_roll_run(path, "RUN") for path in args.members]
     configs = [read_run_config(run)[0] for run in args.runs]
     for run, config in zip(args.runs, configs):
-        if config.representation != "roll":
-            raise UsageError(f"RUN: {run.path} is an {config.representation} run; an ensemble "
-                             "averages piano-roll (roll) models")  # fmt: skip
         if config.steps_per_quarter != configs[0].steps_per_quarter:
             raise UsageError(f"RUN: {run.path} has {config.steps_per_quarter} steps per quarter, "
                              f"{args.runs[0].path} {configs[0].steps_per_quarter}; members must "
@@ -334,7 +357,6 @@ def _check_ensemble(args: argparse.Namespace) -> None:
         raise UsageError(f"--run-dir: {out} exists and is not empty; give a new folder")
     if args.data is not None:
         check_data_spec(args.data, "roll")
-    args.configs = configs
 
 
 def _run_ensemble(args: argparse.Namespace) -> None:
