@@ -98,10 +98,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--seq-len", type=int, default=200, help="training window (JSB pieces fit whole)"
     )
-    p.add_argument("--teacher", type=Path,
-                   help="distil from this trained piano-roll run (e.g. an ensemble)")  # fmt: skip
-    p.add_argument("--distill", type=float, default=0.5,
-                   help="with --teacher: the teacher's share of each training target")  # fmt: skip
     p.add_argument("--ensemble", action="store_true",
                    help="also evaluate the ensemble of all the cells' models (averaged key "
                         "probabilities, `python -m apps.music ensemble`)")  # fmt: skip
@@ -134,15 +130,12 @@ def main(argv=None) -> int:
                              steps_per_quarter=args.steps_per_quarter, epochs=args.epochs,
                              batch_size=args.batch_size, learning_rate=args.learning_rate,
                              patience=args.patience, transpose=args.transpose,
-                             weight_noise=args.weight_noise, seed=args.seed,
-                             teacher=str(args.teacher) if args.teacher else None,
-                             distill=args.distill)  # fmt: skip
+                             weight_noise=args.weight_noise, seed=args.seed)  # fmt: skip
         tag = (
             f"p{args.params}_l{args.layers}_d{args.dropout:g}_b{args.batch_size}"
             f"_lr{args.learning_rate:g}_s{args.seed}"
             + (f"_t{args.transpose}" if args.transpose else "")
             + (f"_wn{args.weight_noise:g}" if args.weight_noise else "")
-            + (f"_kd{args.distill:g}-{args.teacher.name}" if args.teacher else "")
             + f"_e{args.epochs}"
         )  # a resumable run per setting
         run_dir = args.out / "runs" / f"music_{name}_{cell}_{tag}"
@@ -214,7 +207,6 @@ def _write(args: argparse.Namespace, name: str, data: Path, rows: list[dict]) ->
              "epochs": args.epochs, "patience": args.patience, "batch_size": args.batch_size,
              "learning_rate": args.learning_rate, "dropout": args.dropout,
              "weight_noise": args.weight_noise,
-             "teacher": str(args.teacher) if args.teacher else None, "distill": args.distill,
              "seq_len": args.seq_len, "seed": args.seed}  # fmt: skip
     published = PUBLISHED.get(name, {})
     atomic_write_json(args.out / f"music_{name}.json", {"setup": setup, "rows": rows,

@@ -1,5 +1,5 @@
-"""apps.music ensembles (averaged key probabilities, their one-step twin, the ``ensemble`` verb
-end to end: evaluate, generate, export) and distillation from a trained run (``--teacher``)."""
+"""apps.music ensembles: averaged key probabilities, their one-step twin, and the ``ensemble``
+verb end to end (evaluate, generate, export)."""
 
 from __future__ import annotations
 
@@ -157,6 +157,7 @@ def test_ensemble_verb_writes_a_run_that_evaluates_generates_and_exports(two_run
         ((), "two or more runs"),
         (("EVENTS",), "is an events run, not a piano-roll"),
         (("NONEMPTY",), "exists and is not empty"),
+        (("NOWHERE",), "RUN: "),
     ],
 )
 def test_ensemble_usage_errors_exit_2_with_one_line(two_runs, tmp_path, capsys, extra, message):
@@ -166,6 +167,8 @@ def test_ensemble_usage_errors_exit_2_with_one_line(two_runs, tmp_path, capsys, 
         events = tmp_path / "events"
         train_and_evaluate(MusicConfig.tiny().replace(representation="events"), events)
         args.append(str(events))
+    if "NOWHERE" in extra:
+        args.append(str(tmp_path / "nowhere"))
     if "NONEMPTY" in extra:
         out_dir.mkdir()
         (out_dir / "keep.txt").write_text("mine")
@@ -187,69 +190,3 @@ def test_an_ensemble_config_is_not_trained(two_runs, tmp_path, capsys):
                  str(tmp_path / "again"), "--quiet")  # fmt: skip
     assert code == 2
     assert "made by `python -m apps.music ensemble`" in capsys.readouterr().err
-
-
-# ------------------------------------------------------------------ distillation
-def test_distilled_targets_mix_the_teachers_probabilities_into_the_frames(two_runs, tmp_path):
-    from apps.common.rundir import RunDir
-    from apps.music.train import distilled_targets, load_trained
-
-    rng = np.random.default_rng(3)
-    rolls = [(rng.random((n, 88)) < 0.1).astype(np.uint8) for n in (5, 9)]
-    sequences = [roll_sequence(r) for r in rolls]
-    teacher = load_trained(RunDir.open(two_runs[0], "apps.music")).model
-    soft = distilled_targets(sequences, str(two_runs[0]), 0.25)
-    for (x, y), (sx, sy) in zip(sequences, soft):
-        p = 1 / (1 + np.exp(-np.asarray(teacher(x[None].astype("float32")), np.float64)[0]))
-        assert np.array_equal(sx, x) and sy.dtype == np.float32
-        np.testing.assert_allclose(sy, 0.75 * y + 0.25 * p, rtol=1e-5, atol=1e-6)
-
-
-def test_training_with_a_teacher_records_it_and_keeps_real_validation_targets(two_runs, tmp_path):
-    run = tmp_path / "student"
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = _main("train", "--size", "tiny", "--teacher", str(two_runs[1]), "--distill",
-                     "0.3", "--run-dir", str(run), "--quiet")  # fmt: skip
-    assert code == 0
-    assert f"targets: 0.7 x frame + 0.3 x the key probabilities of {two_runs[1]}" in out.getvalue()
-    config = json.loads((run / "config.json").read_text())["config"]
-    assert config["teacher"] == str(two_runs[1]) and config["distill"] == 0.3
-    # validation targets are the real frames: the best epoch's validation loss is the saved
-    # model's loss on hard-target validation windows
-    import keras
-
-    from apps.music.data import encode_pieces, load_splits, make_dataset
-
-    cfg = MusicConfig.from_dict(config)
-    data = load_splits(cfg.data, seed=cfg.seed, limit=cfg.limit)
-    valid = encode_pieces(data.valid, "roll", steps_per_quarter=cfg.steps_per_quarter)
-    ds = make_dataset(valid, "roll", seq_len=cfg.seq_len, batch_size=cfg.batch_size,
-                      shuffle=False, seed=cfg.seed)  # fmt: skip
-    model = keras.saving.load_model(run / "model.keras")
-    history = (run / "history.csv").read_text().strip().splitlines()[1:]
-    best = min(float(row.split(",")[2]) for row in history)
-    assert model.evaluate(ds, verbose=0) == pytest.approx(best, rel=1e-4)
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (("--teacher", "NOWHERE"), "--teacher: "),
-        (("--teacher", "EVENTS"), "--teacher: "),
-        (("--teacher", "RUN", "--transpose", "2"), "teacher applies to representation 'roll'"),
-        (("--teacher", "RUN", "--distill", "1.5"), "--distill"),
-    ],
-)
-def test_bad_teachers_exit_2_with_one_line(two_runs, tmp_path, capsys, argv, message):
-    subs = {"NOWHERE": str(tmp_path / "nowhere"), "RUN": str(two_runs[0])}
-    if "EVENTS" in argv:
-        subs["EVENTS"] = str(tmp_path / "events")
-        train_and_evaluate(MusicConfig.tiny().replace(representation="events"), subs["EVENTS"])
-    argv = [subs.get(a, a) for a in argv]
-    capsys.readouterr()
-    code = _main("train", "--size", "tiny", *argv, "--run-dir", str(tmp_path / "s"), "--quiet")
-    assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0]
-    assert not (tmp_path / "s" / "model.keras").exists()

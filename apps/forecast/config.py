@@ -62,6 +62,10 @@ class ForecastConfig(AppConfig):
         classical: the statsmodels baseline: ``ets`` (exponential smoothing with additive
             trend and season), ``sarimax`` (``(1,1,1)x(0,1,1,S)``) or ``none``.
         seed: seed for weights and shuffling.
+        members: an ensemble's member run dirs (made by the ``ensemble`` verb or a ``NAME*K``
+            entry of ``compare``; ``model`` is then ``"ensemble"`` and ``units`` the members'
+            units together): their quantile forecasts are averaged, see
+            :mod:`apps.forecast.ensemble`. Empty for a trained model.
     """
 
     data: str = "builtin:co2"
@@ -88,6 +92,7 @@ class ForecastConfig(AppConfig):
     limit: int | None = None
     classical: Literal["ets", "sarimax", "none"] = "ets"
     seed: int = 1234
+    members: tuple[str, ...] = ()
 
     @classmethod
     def tiny(cls) -> ForecastConfig:
@@ -145,6 +150,8 @@ class ForecastConfig(AppConfig):
             )
         if not self.model.strip():
             raise ConfigError("config: model must not be empty")
+        if bool(self.members) != (self.model == "ensemble"):
+            raise ConfigError("config: model 'ensemble' goes with its members, and only it")
         if self.attention and self.model != "seq2seq":
             raise ConfigError(f"config: attention needs model 'seq2seq', got {self.model!r}")
         if len(set(self.covariates)) != len(self.covariates):

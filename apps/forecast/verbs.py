@@ -1,4 +1,5 @@
-"""The forecasting app's commands: main job, train, evaluate, forecast, plot, compare.
+"""The forecasting app's commands: main job, train, evaluate, forecast, plot, compare,
+ensemble.
 
 Each command validates its input in a ``check`` step (pure Python, before TensorFlow loads),
 then runs. Results go to stdout; notes and errors to stderr.
@@ -25,6 +26,7 @@ from apps.forecast.config import (
 
 APP_MODULE = "apps.forecast"
 DEFAULT_COMPARE = ("window-cnn", "window-mlp", "vanilla", "lstm", "gru", "seq2seq")
+MAX_COPIES = 10
 DESCRIPTION = (
     "Time-series forecasting: the lecture's fixed-window CNN (HIDRA-style) against recurrent\n"
     "models (vanilla, LSTM, GRU, MUT1-3, searched genotypes, seq2seq with attention), with\n"
@@ -35,6 +37,9 @@ DESCRIPTION = (
 
 # ------------------------------------------------------------------- app wiring
 def _check_config(config: ForecastConfig) -> None:
+    if config.members:
+        raise UsageError("--config: an ensemble is made by `python -m apps.forecast ensemble` "
+                         "from trained runs, not trained")  # fmt: skip
     check_model_name(config.model)
     if config.model == "seq2seq":
         from apps.common.cells import parse_cell_name
@@ -392,7 +397,8 @@ def _add_compare(parser: argparse.ArgumentParser) -> None:
         default=",".join(DEFAULT_COMPARE),
         metavar="LIST",
         help="comma-separated models, all trained with the same data and budget; "
-        "'seq2seq+att' is seq2seq with attention",
+        "'seq2seq+att' is seq2seq with attention; 'NAME*K' trains NAME with K seeds (--seed, "
+        "--seed + 1, ...) and scores the average of their forecasts",
     )
     parser.set_defaults(model=None)  # fmt: skip
 
@@ -403,7 +409,18 @@ def _safe_name(model: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in model)
 
 
+def _copies(name: str) -> tuple[str, int]:
+    """``"gru*3"`` -> ``("gru", 3)`` (an ensemble of 3 seeds); ``"gru"`` -> ``("gru", 1)``."""
+    base, star, count = name.rpartition("*")
+    if not star:
+        return name, 1
+    if not count.isdigit() or not 2 <= int(count) <= MAX_COPIES:
+        raise UsageError(f"--models: {name!r}: K in NAME*K must be 2..{MAX_COPIES}")
+    return base, int(count)
+
+
 def _model_overrides(name: str) -> dict[str, Any]:
+    name = _copies(name)[0]
     if name == "seq2seq+att":
         return {"model": "seq2seq", "attention": True}
     return {"model": name, "attention": False}
@@ -416,7 +433,7 @@ def _check_compare(args: argparse.Namespace) -> None:
     if not models:
         raise UsageError("--models: give at least one model, e.g. --models window-cnn,gru")
     for name in models:
-        check_model_name(_model_overrides(name)["model"])
+        check_model_name(_model_overrides(name)["model"])  # (and NAME*K's K)
     if len({_safe_name(m) for m in models}) != len(models):
         raise UsageError(f"--models: a model is listed twice: {args.models}")
     config = cli.config_from_args(APP, args)
@@ -455,10 +472,15 @@ def compare_models(
     for name in models:
         if log:
             log(f"== {name}")
-        sub = RunDir.prepare(run.path / "models" / _safe_name(name), APP_MODULE)
+        sub = run.path / "models" / _safe_name(name)
         started = time.monotonic()
         sub_config = config.replace(**_model_overrides(name))
-        metrics = train_and_evaluate(sub_config, sub, quiet=quiet, log=log)
+        copies = _copies(name)[1]
+        if copies == 1:
+            metrics = train_and_evaluate(sub_config, RunDir.prepare(sub, APP_MODULE),
+                                         quiet=quiet, log=log)  # fmt: skip
+        else:
+            metrics = _train_ensemble(sub_config, sub, copies, quiet=quiet, log=log)
         first = first or metrics
         baselines = baselines or metrics["baselines"]
         rows.append({"name": name, "kind": "model", "params": metrics["params"],
@@ -466,7 +488,9 @@ def compare_models(
                      "coverage": metrics["coverage"], "mae_per_step": metrics["mae_per_step"],
                      "train_seconds": round(metrics.get("train_seconds",
                                                         time.monotonic() - started), 1),
-                     "run_dir": str(sub.path)})  # fmt: skip
+                     "run_dir": str(sub)})  # fmt: skip
+        if copies > 1:
+            rows[-1]["member_mae"] = metrics["member_mae"]
         if log:
             log(f"   MAE {metrics['mae']:.4g}, RMSE {metrics['rmse']:.4g}, "
                 f"coverage {metrics['coverage']:.2f}")  # fmt: skip
@@ -484,6 +508,28 @@ def compare_models(
                           title=f"{config.data}: lookback {config.lookback}, horizon "
                           f"{config.horizon}")  # fmt: skip
     return record
+
+
+def _train_ensemble(
+    config: ForecastConfig, folder: Path, copies: int, *, quiet: bool, log: Any
+) -> dict[str, Any]:
+    """Train ``config`` with ``copies`` seeds in ``folder/s<seed>`` and score the average of
+    their forecasts (``folder/ensemble``, remade each time)."""
+    import shutil
+
+    from apps.forecast.ensemble import make_ensemble_run
+    from apps.forecast.train import train_and_evaluate
+
+    runs, seconds = [], 0.0
+    for seed in range(config.seed, config.seed + copies):
+        member = RunDir.prepare(folder / f"s{seed}", APP_MODULE)
+        metrics = train_and_evaluate(config.replace(seed=seed), member, quiet=quiet, log=log)
+        seconds += metrics.get("train_seconds") or 0.0
+        runs.append(member)
+    shutil.rmtree(folder / "ensemble", ignore_errors=True)
+    metrics = make_ensemble_run(runs, folder / "ensemble")
+    metrics["train_seconds"] = seconds
+    return metrics
 
 
 def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -556,6 +602,51 @@ def _run_compare(args: argparse.Namespace) -> None:
     print(f"run dir: {run.path}")
 
 
+# ---------------------------------------------------------------------- ensemble
+def _add_ensemble(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", metavar="DIR", type=Path, required=True,
+                        help="new run directory for the ensemble")  # fmt: skip
+    parser.add_argument("members", nargs="+", type=Path, metavar="RUN",
+                        help="two or more trained runs of one series, split, lookback, horizon "
+                        "and quantiles")  # fmt: skip
+    parser.add_argument("--data", metavar="SRC",
+                        help="a later stretch of the same series to evaluate on (default: the "
+                        "members' test period)")  # fmt: skip
+    cli.add_quiet_argument(parser)
+
+
+def _check_ensemble(args: argparse.Namespace) -> None:
+    from apps.common.errors import RunDirError
+    from apps.forecast.ensemble import check_members
+
+    runs = []
+    for path in args.members:
+        try:
+            runs.append(_open_train_run(path))
+        except RunDirError as e:
+            raise UsageError(str(e).replace("--run-dir", "RUN", 1)) from None
+    check_members(runs)
+    out = args.run_dir
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--run-dir: {out} exists and is not empty; give a new folder")
+    if args.data is not None:
+        _check_data(args.data)
+    args.runs = runs
+
+
+def _run_ensemble(args: argparse.Namespace) -> None:
+    from apps.forecast.ensemble import make_ensemble_run
+
+    metrics = make_ensemble_run(args.runs, args.run_dir, data=args.data)
+    if not args.quiet:
+        for path, mae in zip(metrics["members"], metrics["member_mae"]):
+            print(f"member {path}: MAE {mae:.4g}")
+        bases = ", ".join(f"{k} {v['mae']:.4g}" for k, v in metrics["baselines"].items())
+        print(f"ensemble of {len(args.runs)}: MAE {metrics['mae']:.4g} over "
+              f"{metrics['origins']} origins; baselines MAE: {bases}; run dir {args.run_dir}")  # fmt: skip
+    print(json.dumps(metrics, ensure_ascii=False))
+
+
 # -------------------------------------------------------------------------- verbs
 MAIN = cli.Verb(
     "main",
@@ -576,4 +667,6 @@ VERBS = [
              _add_plot, _run_plot, _check_plot),
     cli.Verb("compare", "train several models with one budget beside the baselines; "
              "DIR/report.md, plots/compare.png", _add_compare, _run_compare, _check_compare),
+    cli.Verb("ensemble", "average the forecasts of trained runs into one model in a new run "
+             "dir, and evaluate it", _add_ensemble, _run_ensemble, _check_ensemble),
 ]  # fmt: skip

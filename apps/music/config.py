@@ -57,12 +57,6 @@ class MusicConfig(AppConfig):
             halve the learning rate after a third of them (``None``: train every epoch at one
             rate; the best epoch's model is kept either way).
         seed: seed for splits, shuffling and weights.
-        teacher: ``roll`` only: a trained piano-roll run dir (e.g. an ensemble) whose key
-            probabilities on the training pieces are mixed into the training targets
-            (knowledge distillation, Hinton et al. 2015); ``None``: off. Validation and test
-            targets stay the real frames.
-        distill: the teacher's share of each training target: ``(1 - distill) * frame +
-            distill * P_teacher``.
         members: an ensemble's member run dirs (made by the ``ensemble`` verb, ``cell``
             ``"ensemble"``: the members' key probabilities are averaged, see
             :mod:`apps.music.ensemble`); empty for a trained model. An ensemble's ``units`` is
@@ -93,8 +87,6 @@ class MusicConfig(AppConfig):
     transpose: int = 0
     patience: int | None = None
     seed: int = 1234
-    teacher: str | None = None
-    distill: float = 0.5
     members: tuple[str, ...] = ()
 
     @classmethod
@@ -138,7 +130,6 @@ class MusicConfig(AppConfig):
             ("transpose", 0 <= self.transpose <= 12, "in 0..12"),
             ("patience", self.patience is None or self.patience >= 1, ">= 1 or null"),
             ("seed", self.seed >= 0, ">= 0"),
-            ("distill", 0.0 <= self.distill <= 1.0, "in [0, 1]"),
         ]  # fmt: skip
         for key, ok, rule in checks:
             if not ok:
@@ -147,7 +138,5 @@ class MusicConfig(AppConfig):
             raise ConfigError("config: cell must not be empty")
         if self.members and (self.cell != "ensemble" or self.representation != "roll"):
             raise ConfigError("config: members belong to a roll ensemble (cell 'ensemble')")
-        if self.teacher is not None and (self.representation != "roll" or self.transpose):
-            raise ConfigError("config: teacher applies to representation 'roll' without transpose")
         if self.transpose and self.representation != "roll":
             raise ConfigError("config: transpose applies to representation 'roll' only")

@@ -283,25 +283,6 @@ def evaluate_trained(
 
 
 # -------------------------------------------------------------------------- train
-def distilled_targets(
-    sequences: Sequence[tuple[np.ndarray, np.ndarray]], teacher_dir: str, weight: float
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Training roll sequences with soft targets ``(1 - weight) * y + weight * P_teacher``.
-
-    The teacher (a trained roll run dir, e.g. an ensemble) runs over each whole piece from a
-    zero state, as in evaluation; its probabilities are those of the same frames.
-    """
-    teacher = load_trained(RunDir.open(teacher_dir, APP_MODULE))
-    if teacher.config.representation != "roll":
-        raise RunDirError(f"--teacher: {teacher_dir} is not a piano-roll (roll) run")
-    out = list(sequences)
-    for i, logits in sequence_logits(teacher.model, sequences):
-        x, y = sequences[i]
-        p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-        out[i] = (x, ((1.0 - weight) * y + weight * p).astype(np.float32))
-    return out
-
-
 def train_and_evaluate(
     config: MusicConfig,
     run_dir: str | os.PathLike | RunDir,
@@ -346,10 +327,6 @@ def train_and_evaluate(
     codec = make_codec(config) if config.representation == "events" else None
     encode = {"steps_per_quarter": config.steps_per_quarter, "codec": codec}
     train_seqs = encode_pieces(data.train, config.representation, **encode)
-    if config.teacher is not None:
-        train_seqs = distilled_targets(train_seqs, config.teacher, config.distill)
-        _say(log, f"targets: {1 - config.distill:g} x frame + {config.distill:g} x the key "
-                  f"probabilities of {config.teacher}")  # fmt: skip
     valid_seqs = encode_pieces(data.valid, config.representation, **encode)
     unit = "time steps" if config.representation == "roll" else "tokens"
     _say(log, f"pieces: {len(data.train)} train, {len(data.valid)} valid, {len(data.test)} test; "

@@ -46,8 +46,6 @@ def _check_config(config: MusicConfig) -> None:
     if config.members:
         raise UsageError("--config: an ensemble is made by `python -m apps.music ensemble` from "
                          "trained runs, not trained")  # fmt: skip
-    if config.teacher is not None:
-        check_teacher(config.teacher)
     parse_cell_name(config.cell, flag="--cell", allow_bidirectional=False)
     check_data_spec(config.data, config.representation)
 
@@ -108,11 +106,6 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
                         type=cli.float_in(0.0, 1.0),
                         help="Gaussian noise on every weight at each training step "
                         + shown("weight_noise"))  # fmt: skip
-    parser.add_argument("--teacher", metavar="DIR",
-                        help="roll: distil from this trained piano-roll run (e.g. an ensemble): "
-                        "training targets mix in its key probabilities " + shown("teacher"))  # fmt: skip
-    parser.add_argument("--distill", type=cli.float_in(0.0, 1.0), metavar="W",
-                        help="the teacher's share of each training target " + shown("distill"))  # fmt: skip
     parser.add_argument("--transpose", type=cli.nonnegative_int, metavar="K",
                         help="roll: shift each training window by a random -K..K semitones "
                         "(a new draw every epoch) " + shown("transpose"))  # fmt: skip
@@ -147,11 +140,6 @@ def _open_roll_run(path: Path, flag: str) -> RunDir:
     if representation != "roll":
         raise UsageError(f"{flag}: {path} is an {representation} run, not a piano-roll (roll) run")
     return run
-
-
-def check_teacher(path: str) -> None:
-    """``--teacher``: a trained piano-roll run of this app (one-line error otherwise)."""
-    _open_roll_run(Path(path), "--teacher")
 
 
 # ------------------------------------------------------------------------- train
