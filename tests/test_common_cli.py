@@ -206,3 +206,25 @@ def test_sentiment_bad_data_path_in_a_subprocess(tmp_path):
     )
     assert proc.stderr.splitlines() == [expected]
     assert not (tmp_path / "r").exists()
+
+
+def test_ensemble_helpers_refuse_a_used_folder_and_name_the_member(tmp_path):
+    from apps.common.errors import RunDirError, UsageError
+
+    cli.check_new_folder(tmp_path / "new")  # absent: fine
+    (tmp_path / "empty").mkdir()
+    cli.check_new_folder(tmp_path / "empty")  # empty: fine
+    (tmp_path / "file").write_text("x")
+    for used in ("file", "."):
+        with pytest.raises(UsageError, match="exists and is not empty"):
+            cli.check_new_folder(tmp_path / used)
+
+    def refuse(path):
+        raise RunDirError(f"--run-dir: {path} is not a run dir")
+
+    with pytest.raises(UsageError, match=r"^RUN: .*b is not a run dir$"):
+        cli.open_members(
+            [tmp_path / "a", tmp_path / "b"], lambda p: p if p.name == "a" else refuse(p)
+        )
+    with pytest.raises(UsageError, match="two or more runs, got 1"):
+        cli.open_members([tmp_path / "a"], lambda p: p)

@@ -256,6 +256,52 @@ def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+# ----------------------------------------------------------------- ensembles
+def add_ensemble_arguments(
+    parser: argparse.ArgumentParser, *, members_help: str, data_help: str
+) -> None:
+    """An ``ensemble`` verb's flags: ``--run-dir DIR`` (a new folder), ``RUN [RUN ...]``,
+    ``--data SRC``, ``--quiet``."""
+    parser.add_argument("--run-dir", metavar="DIR", type=Path, required=True,
+                        help="new run directory for the ensemble")  # fmt: skip
+    parser.add_argument("members", nargs="+", type=Path, metavar="RUN", help=members_help)
+    parser.add_argument("--data", metavar="SRC", help=data_help)
+    add_quiet_argument(parser)
+
+
+def open_members(paths: Sequence[Path], open_run: Callable[[Path], RunDir]) -> list[RunDir]:
+    """Two or more member runs opened with ``open_run``; its ``--run-dir`` errors name ``RUN``.
+
+    Raises:
+        UsageError: fewer than two paths, or a path ``open_run`` refuses.
+    """
+    from apps.common.errors import RunDirError
+
+    if len(paths) < 2:
+        raise UsageError(f"RUN: an ensemble needs two or more runs, got {len(paths)}")
+    runs = []
+    for path in paths:
+        try:
+            runs.append(open_run(path))
+        except RunDirError as e:
+            raise UsageError(str(e).replace("--run-dir", "RUN", 1)) from None
+    return runs
+
+
+def check_new_folder(path: Path, flag: str = "--run-dir") -> None:
+    """Refuse an existing non-empty folder (or a file) where a new run dir is to be written."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UsageError(f"{flag}: {path} exists and is not empty; give a new folder")
+
+
+def hide_retracing_warnings() -> None:
+    """Silence TensorFlow's Python warnings about retracing (an ensemble's members each run
+    through a ``tf.function`` of their own, which TensorFlow reports as excessive retracing)."""
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
 # ----------------------------------------------------------- config + run dir
 def check_source(app: AppSpec, spec: str, *, flag: str = "--data") -> Source:
     """``parse_source`` with the app's builtin names."""

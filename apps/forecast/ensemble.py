@@ -63,13 +63,10 @@ def check_members(runs: Sequence[RunDir], flag: str = "RUN") -> None:
     """Refuse members that do not read the series alike (one line naming the difference).
 
     Raises:
-        UsageError: fewer than two runs, a differing :data:`SHARED_KEYS` value, or another
-            scaler.
+        UsageError: a differing :data:`SHARED_KEYS` value, or another scaler.
     """
     from apps.forecast.train import SCALER_FILE, read_run_config
 
-    if len(runs) < 2:
-        raise UsageError(f"{flag}: an ensemble needs two or more runs, got {len(runs)}")
     first, _ = read_run_config(runs[0])
     scaler = runs[0].read_json(SCALER_FILE)
     for run in runs[1:]:
@@ -101,8 +98,7 @@ def make_ensemble_run(
     Returns:
         :func:`apps.forecast.train.evaluate_trained`'s metrics plus ``member_mae``.
     """
-    import logging
-
+    from apps.common.cli import hide_retracing_warnings
     from apps.forecast.train import (
         BASELINES_FILE,
         SCALER_FILE,
@@ -115,8 +111,7 @@ def make_ensemble_run(
         plot_forecast,
     )
 
-    # each member predicts through a tf.function of its own: no warning about retracing
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    hide_retracing_warnings()
     members = [load_trained(run) for run in runs]
     first = members[0]
     series = load_run_series(first, data)

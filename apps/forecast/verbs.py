@@ -604,31 +604,21 @@ def _run_compare(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------- ensemble
 def _add_ensemble(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", metavar="DIR", type=Path, required=True,
-                        help="new run directory for the ensemble")  # fmt: skip
-    parser.add_argument("members", nargs="+", type=Path, metavar="RUN",
-                        help="two or more trained runs of one series, split, lookback, horizon "
-                        "and quantiles")  # fmt: skip
-    parser.add_argument("--data", metavar="SRC",
-                        help="a later stretch of the same series to evaluate on (default: the "
-                        "members' test period)")  # fmt: skip
-    cli.add_quiet_argument(parser)
+    cli.add_ensemble_arguments(
+        parser,
+        members_help="two or more trained runs of one series, split, lookback, horizon and "
+        "quantiles",
+        data_help="a later stretch of the same series to evaluate on (default: the members' "
+        "test period)",
+    )
 
 
 def _check_ensemble(args: argparse.Namespace) -> None:
-    from apps.common.errors import RunDirError
     from apps.forecast.ensemble import check_members
 
-    runs = []
-    for path in args.members:
-        try:
-            runs.append(_open_train_run(path))
-        except RunDirError as e:
-            raise UsageError(str(e).replace("--run-dir", "RUN", 1)) from None
+    runs = cli.open_members(args.members, _open_train_run)
     check_members(runs)
-    out = args.run_dir
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"--run-dir: {out} exists and is not empty; give a new folder")
+    cli.check_new_folder(args.run_dir)
     if args.data is not None:
         _check_data(args.data)
     args.runs = runs

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from apps.common import cli
 from apps.common.cells import parse_cell_name
-from apps.common.errors import RunDirError, UsageError
+from apps.common.errors import UsageError
 from apps.common.rundir import RunDir, atomic_write_json
 from apps.music.config import BUILTIN_DATA, CELL_CHOICES, REPRESENTATIONS, MusicConfig
 
@@ -128,17 +127,14 @@ def _open_run(path: Path) -> RunDir:
     return run
 
 
-def _open_roll_run(path: Path, flag: str) -> RunDir:
-    """A trained piano-roll run given by ``flag`` (its errors name ``flag``)."""
+def _open_roll_run(path: Path) -> RunDir:
+    """A trained piano-roll run (an ensemble member)."""
     from apps.music.train import read_run_config
 
-    try:
-        run = _open_run(path)
-    except RunDirError as e:
-        raise UsageError(str(e).replace("--run-dir", flag, 1)) from None
+    run = _open_run(path)
     representation = read_run_config(run)[0].representation
     if representation != "roll":
-        raise UsageError(f"{flag}: {path} is an {representation} run, not a piano-roll (roll) run")
+        raise UsageError(f"RUN: {path} is an {representation} run, not a piano-roll (roll) run")
     return run
 
 
@@ -318,31 +314,25 @@ def _run_generate(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------- ensemble
 def _add_ensemble(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", metavar="DIR", type=Path, required=True,
-                        help="new run directory for the ensemble")  # fmt: skip
-    parser.add_argument("members", nargs="+", type=Path, metavar="RUN",
-                        help="two or more trained piano-roll run dirs")  # fmt: skip
-    parser.add_argument("--data", metavar="SRC",
-                        help="data to evaluate on, its test split (default: the first member's)")  # fmt: skip
-    cli.add_quiet_argument(parser)
+    cli.add_ensemble_arguments(
+        parser,
+        members_help="two or more trained piano-roll run dirs",
+        data_help="data to evaluate on, its test split (default: the first member's)",
+    )
 
 
 def _check_ensemble(args: argparse.Namespace) -> None:
     from apps.music.data import check_data_spec
     from apps.music.train import read_run_config
 
-    if len(args.members) < 2:
-        raise UsageError(f"RUN: an ensemble needs two or more runs, got {len(args.members)}")
-    args.runs = [_open_roll_run(path, "RUN") for path in args.members]
+    args.runs = cli.open_members(args.members, _open_roll_run)
     configs = [read_run_config(run)[0] for run in args.runs]
     for run, config in zip(args.runs, configs):
         if config.steps_per_quarter != configs[0].steps_per_quarter:
             raise UsageError(f"RUN: {run.path} has {config.steps_per_quarter} steps per quarter, "
                              f"{args.runs[0].path} {configs[0].steps_per_quarter}; members must "
                              "share the time grid")  # fmt: skip
-    out = args.run_dir
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UsageError(f"--run-dir: {out} exists and is not empty; give a new folder")
+    cli.check_new_folder(args.run_dir)
     if args.data is not None:
         check_data_spec(args.data, "roll")
 
@@ -363,8 +353,7 @@ def _run_ensemble(args: argparse.Namespace) -> None:
     data = load_splits(spec, seed=first.seed, limit=first.limit, representation="roll",
                        warn=_warn)  # fmt: skip
     nll = []
-    # each member's forward pass is a tf.function of its own: no warning about retracing
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    cli.hide_retracing_warnings()
     for member in members:
         metrics = evaluate_trained(member, data.test, data=spec, write=False)
         nll.append(round(metrics["nll_per_step"], 4))
