@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sea-epochs", type=int, default=10)
     p.add_argument("--co2-lookback", type=int, default=96)
     p.add_argument("--co2-epochs", type=int, default=80)
+    p.add_argument("--co2-trend-change", type=float, default=0.0,
+                   help="co2: the trend-change augmentation of the training windows")  # fmt: skip
     p.add_argument("--units", type=int, default=32)
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--runs", default=str(REPO / "runs" / "forecast-bench"), help="run dirs")
@@ -70,7 +72,7 @@ def settings(args: argparse.Namespace) -> dict[str, dict]:
                      "units": args.units, "seed": args.seed},
         "co2": {"data": "builtin:co2", "lookback": args.co2_lookback, "horizon": 12,
                 "season": 12, "epochs": args.co2_epochs, "batch_size": 32, "units": args.units,
-                "seed": args.seed},
+                "seed": args.seed, "trend_change": args.co2_trend_change},
     }  # fmt: skip
     return {k: v for k, v in out.items() if args.only in (None, k)}
 

@@ -59,6 +59,47 @@ def test_mase_scale_coverage_and_pinball_by_hand():
     assert mx.pinball(preds, np.array([[1.0]]), [0.1, 0.5, 0.9]) == pytest.approx(0.2 / 3)
 
 
+def test_diebold_mariano_one_step_is_the_t_test_of_the_loss_differential():
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    truth = rng.standard_normal((40, 1))
+    a = truth + 0.5 * rng.standard_normal((40, 1))
+    b = truth + 0.6 * rng.standard_normal((40, 1))
+    d = (np.abs(a - truth) - np.abs(b - truth))[:, 0]
+    t = stats.ttest_1samp(d, 0.0)
+    dm = mx.diebold_mariano(a, b, truth)
+    assert dm["statistic"] == pytest.approx(t.statistic, rel=1e-9)
+    assert dm["p_value"] == pytest.approx(t.pvalue, rel=1e-9)
+    swapped = mx.diebold_mariano(b, a, truth)
+    assert swapped["statistic"] == pytest.approx(-dm["statistic"])
+    assert swapped["p_value"] == pytest.approx(dm["p_value"])
+
+
+def test_diebold_mariano_multi_step_by_hand_and_edge_cases():
+    truth = np.array([[0.0, 0.0], [1.0, np.nan], [2.0, 2.0], [3.0, 3.0], [np.nan, np.nan]])
+    a = truth + np.array([[1.0, 0.0], [0.5, 0.0], [2.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    b = truth + np.array([[0.0, 0.0], [1.5, 0.0], [0.0, 0.0], [2.0, 2.0], [0.0, 0.0]])
+    a, b = np.nan_to_num(a), np.nan_to_num(b)
+    d = np.array([0.5, -1.0, 1.5, -2.0])  # per origin: mean over its observed steps; row 5 skipped
+    c = d - d.mean()
+    n, h = 4, 2
+    v = (c @ c + 2 * 0.5 * (c[1:] @ c[:-1])) / n  # Bartlett weight 1 - 1/2 at lag 1
+    stat = np.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n) * d.mean() / np.sqrt(v / n)
+    dm = mx.diebold_mariano(a, b, truth)
+    assert dm["statistic"] == pytest.approx(stat)
+    from scipy import stats
+
+    assert dm["p_value"] == pytest.approx(2 * stats.t.sf(abs(stat), n - 1))
+    assert mx.diebold_mariano(a, a, truth) is None  # no difference to test
+    assert mx.diebold_mariano(a[:2], b[:2], truth[:2]) is None  # too few origins
+    # much smaller errors everywhere: a clear rejection, negative statistic
+    rng = np.random.default_rng(2)
+    y = rng.standard_normal((60, 3))
+    good = mx.diebold_mariano(y + 0.1 * rng.standard_normal(y.shape), y + 1.0, y)
+    assert good["statistic"] < 0 and good["p_value"] < 1e-6
+
+
 def _seasonal_series(n: int = 150, season: int = 12) -> np.ndarray:
     rng = np.random.default_rng(0)
     t = np.arange(n)

@@ -97,6 +97,8 @@ def test_evaluate_json_and_baselines_equal_hand_computation(trained, capsys):
     y, train_end, origins = _hand_truth()
     assert m["origins"] == len(origins)
     assert set(m["baselines"]) == {"persistence", "seasonal_naive", "ets"}
+    for b in m["baselines"].values():  # the model's MAE against each baseline's
+        assert set(b["dm_test"]) == {"statistic", "p_value"} and 0 <= b["dm_test"]["p_value"] <= 1
     for key in ("mae", "rmse", "mase", "coverage", "mae_per_step", "mase_per_step"):
         assert key in m
     assert len(m["mae_per_step"]) == H
@@ -196,8 +198,14 @@ def test_compare_two_models_beside_the_baselines(trained, capsys):
     assert names == [("window-cnn", "model"), ("gru", "model"), ("persistence", "baseline"),
                      ("seasonal_naive", "baseline")]  # fmt: skip
     assert record["verdict"]["best_recurrent"] == "gru"
+    gru = record["rows"][1]
+    best = record["verdict"]["best_baseline"]
+    p = record["verdict"]["best_recurrent_dm_p_value"]
+    assert p == gru["dm_tests"][best]["p_value"] and 0 <= p <= 1
     assert (run / "plots" / "compare.png").is_file()
-    assert "| window-cnn | model |" in (run / "report.md").read_text()
+    report = (run / "report.md").read_text()
+    assert "| window-cnn | model |" in report
+    assert f"best recurrent model against the best baseline: p = {p:.2g}" in report
 
 
 # --------------------------------------------------------------------------- bad input
@@ -229,6 +237,7 @@ def test_bad_training_data_exits_2_with_one_line(tmp_path, capsys, content, extr
         (["train", "--horizon", "0"], "--horizon: must be an integer >= 1"),
         (["train", "--model", "transformer"], "unknown model 'transformer'"),
         (["train", "--quantiles", "0.2,0.8"], "must include 0.5"),
+        (["train", "--trend-change", "-0.1"], "--trend-change: must be in [0.0, 0.99]"),
         (["train", "--data", "builtin:nope"], "unknown builtin dataset 'nope'"),
         (["train", "--freq", "fortnightly"], "not a pandas frequency"),
         (["compare", "--model", "gru"], "compare takes --models"),

@@ -130,6 +130,53 @@ def test_training_pipeline_targets_stay_inside_the_training_period():
     np.testing.assert_array_equal(ys, xs[:, -1:] + np.arange(1, H + 1))
 
 
+def test_trend_change_bends_the_window_and_continues_into_the_targets():
+    L, H = 6, 3
+    x = np.zeros((2, L, 4), np.float32)
+    x[..., 1] = 1.0
+    x[0, 1, 1] = 0.0  # a missing input: stays 0
+    x[..., 2] = 7.0  # a covariate: untouched
+    y = np.zeros((2, H), np.float32)
+    y[1, 2] = np.nan  # a missing target: stays NaN
+    slope = np.array([[0.5], [-1.0]], np.float32)
+    kink = np.array([[-3.0], [-5.0]], np.float32)
+    xa, ya = (t.numpy() for t in fd.add_trend_change(x, y, slope, kink))
+    # taus -5..0: window 0 is flat (-1.5) up to tau -3, then rises 0.5 per step to 0 at the origin
+    np.testing.assert_allclose(xa[0, :, 0], [-1.5, 0.0, -1.5, -1.0, -0.5, 0.0])
+    np.testing.assert_allclose(ya[0], [0.5, 1.0, 1.5])
+    np.testing.assert_allclose(xa[1, :, 0], [5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    np.testing.assert_allclose(ya[1, :2], [-1.0, -2.0])
+    assert np.isnan(ya[1, 2])
+    np.testing.assert_array_equal(xa[..., 1:], x[..., 1:])
+
+
+def test_trend_change_pipeline_is_seeded_and_only_where_asked():
+    L, H, n = 8, 4, 80
+    origins = np.arange(L - 1, n - H)
+    t = np.arange(n, dtype=np.float64)
+    target = np.sin(t / 3.0)
+    feats = np.stack([target, np.ones(n)], axis=1).astype(np.float32)
+
+    def batches(**kw):
+        ds = fd.make_dataset(feats, target, origins, L, H, batch_size=16, seed=5, **kw)
+        xs, ys = zip(*((x.numpy(), y.numpy()) for x, y in ds))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    plain_x, plain_y = batches()
+    aug_x, aug_y = batches(trend_change=0.05)
+    again_x, _ = batches(trend_change=0.05)
+    np.testing.assert_array_equal(aug_x, again_x)  # the seed repeats the draws
+    assert not np.allclose(aug_x, plain_x)
+    # what was added: one straight piece bent once, 0 at the origin, the last slope continued
+    added = np.concatenate([aug_x[..., 0] - plain_x[..., 0], aug_y - plain_y], axis=1)
+    np.testing.assert_allclose(added[:, L - 1], 0.0, atol=1e-6)
+    bends = np.abs(np.diff(added, 2, axis=1)) > 1e-5
+    assert bends.sum(axis=1).max() <= 2  # a fractional kink spreads over two steps
+    future = np.diff(added[:, L - 1 :], axis=1)
+    np.testing.assert_allclose(future, future[:, :1].repeat(H, axis=1), atol=1e-5)
+    assert np.std(future[:, 0]) > 0.01
+
+
 def test_usable_origins_drop_all_gap_windows():
     target = np.array([1, np.nan, np.nan, np.nan, 5, 6, np.nan, np.nan, 9, 10.0])
     origins = np.arange(2, 8)

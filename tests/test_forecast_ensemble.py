@@ -37,12 +37,14 @@ def _csv(path, n=240):
 
 @pytest.fixture(scope="module")
 def members(tmp_path_factory):
-    """Two tiny GRU runs (seeds 1, 2) and one with another lookback, on a toy hourly CSV."""
+    """Two tiny GRU runs (seeds 1, 2), one with another lookback, and one with the hourly
+    grid's own season 24 given explicitly, on a toy hourly CSV."""
     root = tmp_path_factory.mktemp("ensemble")
     csv = _csv(root / "toy.csv")
     runs = {}
     for name, extra in (("a", ["--seed", "1"]), ("b", ["--seed", "2"]),
-                        ("other", ["--seed", "1", "--lookback", str(L + 12)])):  # fmt: skip
+                        ("other", ["--seed", "1", "--lookback", str(L + 12)]),
+                        ("s24", ["--seed", "2", "--season", "24"])):  # fmt: skip
         runs[name] = root / name
         argv = ["train", "--data", str(csv), "--run-dir", str(runs[name]), *FLAGS, *extra]
         assert cli.main(verbs.APP, verbs.VERBS, verbs.MAIN, argv) == 0
@@ -102,6 +104,22 @@ def test_ensemble_verb_scores_the_mean_forecast_and_the_run_works_like_any(membe
     ]
     assert entry["parity"]["max_abs_diff"] < 1e-4
     assert not any(op.startswith("Flex") or op == "CUSTOM" for op in entry["ops"])
+
+
+def test_members_compare_the_season_in_use_not_how_it_was_given(members, tmp_path, capsys):
+    root, csv, runs = members
+    auto = root / "auto"  # no --season: the hourly grid's default, 24
+    i = FLAGS.index("--season")
+    flags = FLAGS[:i] + FLAGS[i + 2 :]
+    argv = ["train", "--data", str(csv), "--run-dir", str(auto), *flags, "--seed", "1"]
+    assert cli.main(verbs.APP, verbs.VERBS, verbs.MAIN, argv) == 0
+    assert json.loads((auto / "config.json").read_text())["config"]["season"] is None
+    code, _, err = _main(["ensemble", "--run-dir", str(tmp_path / "e"), str(auto),
+                          str(runs["s24"]), "--quiet"], capsys)  # fmt: skip
+    assert code == 0, err
+    code, _, err = _main(["ensemble", "--run-dir", str(tmp_path / "f"), str(auto),
+                          str(runs["a"]), "--quiet"], capsys)  # fmt: skip
+    assert code == 2 and "has season 12" in err
 
 
 @pytest.mark.parametrize(

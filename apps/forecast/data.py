@@ -500,10 +500,12 @@ def make_dataset(
     *,
     shuffle: bool = False,
     seed: int = 0,
+    trend_change: float = 0.0,
 ) -> Any:
     """A batched, prefetched ``tf.data`` pipeline of ``(windows (B, L, F), targets (B, H))``;
     windows are gathered from ``feats`` per batch (no copy of every window in memory).
-    Missing targets stay NaN (the pinball loss masks them)."""
+    Missing targets stay NaN (the pinball loss masks them). ``trend_change > 0`` augments
+    every window with a random change of trend (:func:`add_trend_change`; for training only)."""
     import tensorflow as tf
 
     feats_t = tf.constant(feats, tf.float32)
@@ -521,7 +523,48 @@ def make_dataset(
         y = tf.gather(target_t, o[:, None] + ahead[None, :])
         return x, y
 
-    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    if trend_change <= 0:
+        return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def augmented(o):
+        x, y = gather(o)
+        n = tf.shape(o)[0]
+        slope = tf.random.normal((n, 1), stddev=trend_change, seed=seed)
+        kink = tf.random.uniform((n, 1), float(-lookback + 1), 0.0, seed=seed + 1)
+        return add_trend_change(x, y, slope, kink)
+
+    # sequential map: the random draws follow the batch order, so a seed repeats a run
+    return ds.map(augmented).prefetch(tf.data.AUTOTUNE)
+
+
+def add_trend_change(x: Any, y: Any, slope: Any, kink: Any) -> tuple[Any, Any]:
+    """Add a change of trend to windows and their targets (the training augmentation).
+
+    With ``tau`` the step relative to the origin (``-L+1 .. 0`` for the inputs, ``1 .. H`` for
+    the targets), each window gets ``slope * (max(tau - kink, 0) + kink)`` added to its
+    target channel: nothing changes before ``kink`` but a constant, the trend changes by
+    ``slope`` per step from ``kink`` on, the origin's value is kept, and the targets continue
+    the new trend. Seen over many windows, this teaches the model that a recent change of
+    trend persists — the assumption of a local linear trend model (Holt's method, ETS) —
+    instead of extrapolating the average growth of the training years. Missing inputs stay 0.
+
+    Args:
+        x: windows ``(B, L, F)``, channel 0 the scaled target, channel 1 its observed flag.
+        y: targets ``(B, H)`` (NaN where missing: stays NaN).
+        slope: ``(B, 1)`` change of slope per step, in scaled units.
+        kink: ``(B, 1)`` the step (``-L+1 .. 0``, may be fractional) where the change starts.
+
+    Returns:
+        ``(x, y)`` with the change added.
+    """
+    import tensorflow as tf
+
+    lookback, horizon = tf.shape(x)[1], tf.shape(y)[1]
+    past = tf.cast(tf.range(-lookback + 1, 1), x.dtype)[None, :]
+    future = tf.cast(tf.range(1, horizon + 1), x.dtype)[None, :]
+    added = slope * (tf.nn.relu(past - kink) + kink) * x[..., 1]
+    x = tf.concat([x[..., :1] + added[..., None], x[..., 1:]], axis=-1)
+    return x, y + slope * (tf.nn.relu(future - kink) + kink)
 
 
 def resolve_season(config_season: int | None, series: Series) -> int | None:

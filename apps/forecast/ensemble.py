@@ -67,14 +67,21 @@ def check_members(runs: Sequence[RunDir], flag: str = "RUN") -> None:
     """
     from apps.forecast.train import SCALER_FILE, read_run_config
 
-    first, _ = read_run_config(runs[0])
+    def shared(run: RunDir) -> dict[str, Any]:
+        config, meta = read_run_config(run)
+        values = {key: getattr(config, key) for key in SHARED_KEYS}
+        # the grid and season in use, whether given or the source's own
+        values.update({key: meta[key] for key in ("freq", "season") if key in meta})
+        return values
+
+    first = shared(runs[0])
     scaler = runs[0].read_json(SCALER_FILE)
     for run in runs[1:]:
-        config, _ = read_run_config(run)
+        values = shared(run)
         for key in SHARED_KEYS:
-            if getattr(config, key) != getattr(first, key):
-                raise UsageError(f"{flag}: {run.path} has {key} {getattr(config, key)!r}, "
-                                 f"{runs[0].path} {getattr(first, key)!r}; members must read "
+            if values[key] != first[key]:
+                raise UsageError(f"{flag}: {run.path} has {key} {values[key]!r}, "
+                                 f"{runs[0].path} {first[key]!r}; members must read "
                                  "the series alike")  # fmt: skip
         if run.read_json(SCALER_FILE) != scaler:
             raise UsageError(f"{flag}: {run.path} was scaled unlike {runs[0].path}")

@@ -218,6 +218,8 @@ def evaluate_trained(
     metrics["baselines"] = {
         name: mx.point_metrics(p, truth, scale) for name, p in base_preds.items()
     }
+    for name, p in base_preds.items():  # the model's MAE against each baseline's: p-value
+        metrics["baselines"][name]["dm_test"] = mx.diebold_mariano(preds[..., qi], p, truth)
     if trained.baselines.get("classical_note"):
         notes.setdefault(config.classical, trained.baselines["classical_note"])
     if notes:
@@ -416,7 +418,7 @@ def train_and_evaluate(
     feats = features(series.values, scaler)
     target_scaled = (series.target - scaler.mean[0]) / scaler.std[0]
     train_ds = make_dataset(feats, target_scaled, origins["train"], L, H, config.batch_size,
-                            shuffle=True, seed=config.seed)  # fmt: skip
+                            shuffle=True, seed=config.seed, trend_change=config.trend_change)  # fmt: skip
     val_ds = make_dataset(feats, target_scaled, origins["val"], L, H, config.batch_size)
     model = build_model(
         config.model, L, feats.shape[1], H, config.quantiles, units=config.units,

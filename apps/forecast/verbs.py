@@ -133,6 +133,15 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
         help="dropout before the output layer " + shown("dropout"),
     )
     add(
+        "--trend-change",
+        dest="trend_change",
+        type=cli.float_in(0.0, 0.99),
+        metavar="SIGMA",
+        help="augment training windows with a random change of trend from a random step on, "
+        "continued through the targets (std in scaled units per step; CO2: 0.002) "
+        + shown("trend_change"),
+    )
+    add(
         "--level",
         choices=("last", "mean", "drift", "none"),
         help="predict changes from each window's last observed value ('last'), its mean "
@@ -219,8 +228,17 @@ def _check_data(spec: str) -> None:
     check_path_exists(spec)
 
 
+def _baselines_text(metrics: dict[str, Any]) -> str:
+    """``name MAE (p P)`` per baseline, P the Diebold-Mariano p-value against the model."""
+    parts = []
+    for name, m in metrics["baselines"].items():
+        dm = m.get("dm_test")
+        parts.append(f"{name} {m['mae']:.4g}" + (f" (p {dm['p_value']:.2g})" if dm else ""))
+    return ", ".join(parts)
+
+
 def _summary(metrics: dict[str, Any]) -> str:
-    base = ", ".join(f"{k} {v['mae']:.4g}" for k, v in metrics["baselines"].items())
+    base = _baselines_text(metrics)
     return (f"test MAE {metrics['mae']:.4g} (RMSE {metrics['rmse']:.4g}, MASE {metrics['mase']:.3f}, "
             f"{100 * metrics['coverage']:.0f}% inside the q{metrics['band'][0]:g}-"
             f"q{metrics['band'][1]:g} band) over {metrics['origins']} origins; baselines MAE: {base}")  # fmt: skip
@@ -489,6 +507,7 @@ def compare_models(
                      "train_seconds": round(metrics.get("train_seconds",
                                                         time.monotonic() - started), 1),
                      "run_dir": str(sub)})  # fmt: skip
+        rows[-1]["dm_tests"] = {k: b.get("dm_test") for k, b in metrics["baselines"].items()}
         if copies > 1:
             rows[-1]["member_mae"] = metrics["member_mae"]
         if log:
@@ -544,6 +563,10 @@ def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out["best_recurrent_mae"] = best["mae"]
         if bases:
             out["best_recurrent_beats_all_baselines"] = all(best["mae"] < b["mae"] for b in bases)
+            strongest = min(bases, key=lambda r: r["mae"])["name"]
+            dm = best.get("dm_tests", {}).get(strongest)
+            if dm:
+                out["best_recurrent_dm_p_value"] = dm["p_value"]
     cnn = [r for r in models if r["name"] == "window-cnn"]
     if cnn:
         out["window_cnn_mae"] = cnn[0]["mae"]
@@ -556,6 +579,7 @@ def verdict(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def compare_report(config: ForecastConfig, record: dict[str, Any]) -> str:
     """The compare table as markdown."""
     v = record["verdict"]
+    augmented = f", trend change {config.trend_change:g}" if config.trend_change else ""
     lines = [
         f"# Forecasting models on {config.data}",
         "",
@@ -564,8 +588,8 @@ def compare_report(config: ForecastConfig, record: dict[str, Any]) -> str:
             f"origins), lookback {config.lookback}, horizon {config.horizon}, season "
             f"{record['season']}; every model trained with {config.epochs} epochs, batch size "
             f"{config.batch_size}, learning rate {config.learning_rate}, {config.units} units, "
-            f"seed {config.seed}, quantiles {list(config.quantiles)}. Baselines forecast the same "
-            "origins; the classical one is fitted on the training period only."
+            f"seed {config.seed}, quantiles {list(config.quantiles)}{augmented}. Baselines "
+            "forecast the same origins; the classical one is fitted on the training period only."
         ),
         "",
         "| Method | Kind | Parameters | MAE | RMSE | MASE | Band coverage | Training time (s) |",
@@ -584,6 +608,9 @@ def compare_report(config: ForecastConfig, record: dict[str, Any]) -> str:
                      f"{v['best_recurrent_mae']:.4g}); best baseline: {v.get('best_baseline')} "
                      f"(MAE {v.get('best_baseline_mae', float('nan')):.4g}); beats every baseline: "
                      f"**{'yes' if beats else 'no'}**.")  # fmt: skip
+        if "best_recurrent_dm_p_value" in v:
+            lines.append(f"Diebold-Mariano test of equal MAE, best recurrent model against the "
+                         f"best baseline: p = {v['best_recurrent_dm_p_value']:.2g}.")  # fmt: skip
     if "window_cnn_mae" in v:
         lines.append(
             f"Window CNN (the lecture's fixed-window model): MAE {v['window_cnn_mae']:.4g}."
@@ -631,9 +658,9 @@ def _run_ensemble(args: argparse.Namespace) -> None:
     if not args.quiet:
         for path, mae in zip(metrics["members"], metrics["member_mae"]):
             print(f"member {path}: MAE {mae:.4g}")
-        bases = ", ".join(f"{k} {v['mae']:.4g}" for k, v in metrics["baselines"].items())
         print(f"ensemble of {len(args.runs)}: MAE {metrics['mae']:.4g} over "
-              f"{metrics['origins']} origins; baselines MAE: {bases}; run dir {args.run_dir}")  # fmt: skip
+              f"{metrics['origins']} origins; baselines MAE: {_baselines_text(metrics)}; "
+              f"run dir {args.run_dir}")  # fmt: skip
     print(json.dumps(metrics, ensure_ascii=False))
 
 
