@@ -177,6 +177,20 @@ def test_resume_trains_only_the_missing_epochs(trained, capsys):
     assert code == 2 and "another config" in err
 
 
+def test_trend_change_flag_reaches_training(trained, tmp_path):
+    _, csv, run = trained
+    other = tmp_path / "bent"
+    argv = ["train", "--data", str(csv), "--run-dir", str(other), *TRAIN_FLAGS,
+            "--trend-change", "0.05"]  # fmt: skip
+    assert cli.main(verbs.APP, verbs.VERBS, verbs.MAIN, argv) == 0
+    assert json.loads((other / "config.json").read_text())["config"]["trend_change"] == 0.05
+    first = [line.split(",") for line in (run / "history.csv").read_text().splitlines()[:2]]
+    bent = [line.split(",") for line in (other / "history.csv").read_text().splitlines()[:2]]
+    col = {name: i for i, name in enumerate(first[0])}
+    # same seed, data and starting weights: only the augmented windows change the loss
+    assert bent[1][col["loss"]] != first[1][col["loss"]]
+
+
 def test_train_and_evaluate_tiny_on_builtin_co2(tmp_path):
     from apps.forecast.train import train_and_evaluate
 

@@ -486,6 +486,7 @@ def compare_models(
     from apps.forecast import plotting
     from apps.forecast.train import train_and_evaluate
 
+    cli.hide_retracing_warnings()  # each model trained here predicts through its own tf.function
     rows, baselines, first = [], None, None
     for name in models:
         if log:
