@@ -229,11 +229,12 @@ def _check_data(spec: str) -> None:
 
 
 def _baselines_text(metrics: dict[str, Any]) -> str:
-    """``name MAE (p P)`` per baseline, P the Diebold-Mariano p-value against the model."""
+    """``name MAE (DM p P)`` per baseline, P the Diebold-Mariano p-value of equal MAE of the
+    model and the baseline."""
     parts = []
     for name, m in metrics["baselines"].items():
         dm = m.get("dm_test")
-        parts.append(f"{name} {m['mae']:.4g}" + (f" (p {dm['p_value']:.2g})" if dm else ""))
+        parts.append(f"{name} {m['mae']:.4g}" + (f" (DM p {dm['p_value']:.2g})" if dm else ""))
     return ", ".join(parts)
 
 
