@@ -56,6 +56,16 @@ class StepRunner:
         outs = [np.asarray(o) for o in outs]
         return outs[0], outs[1:]
 
+    def run(self, sequences: np.ndarray) -> np.ndarray:
+        """Step through ``(B, T, ...)`` inputs from zero states: the logits ``(B, T, ...)``
+        of every step (what the whole-sequence model gives, one step at a time)."""
+        states = self.initial_states(len(sequences))
+        steps = []
+        for t in range(sequences.shape[1]):
+            logits, states = self(sequences[:, t], states)
+            steps.append(logits)
+        return np.stack(steps, axis=1)
+
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Numerically stable logistic function."""
