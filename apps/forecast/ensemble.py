@@ -10,7 +10,8 @@ output as a single forecaster (``window (B, L, C)`` -> ``(B, H, Q)``), so ``eval
 entries of ``compare`` use it).
 
 Members must read the series alike: the same data, target, covariates, grid, split, lookback,
-horizon and quantiles, and so the same training-period scaler (checked). Imports no TensorFlow until a model is built.
+horizon and quantiles, and so the same training-period scaler (checked). Imports no
+TensorFlow until a model is built.
 """
 
 from __future__ import annotations
